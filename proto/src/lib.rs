@@ -1,0 +1,23 @@
+//! The desk's protobuf contract, compiled once for every service.
+//!
+//! # Layout
+//! - `desk/<area>/v1/*.proto` beside this crate are the source of truth (Buf STANDARD lint).
+//! - [`common::v1`], [`tickets::v1`]: generated messages, clients and servers.
+//! - [`FILE_DESCRIPTOR_SET`]: every file's descriptor, for gRPC server reflection.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+/// Every desk proto file plus the well-known types they import, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/desk_descriptor.bin"));
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("desk.common.v1");
+    }
+}
+
+pub mod tickets {
+    pub mod v1 {
+        tonic::include_proto!("desk.tickets.v1");
+    }
+}

@@ -1,0 +1,363 @@
+//! Identity (ARCHITECTURE §7, contract): every service verifies the bearer token itself.
+//!
+//! The algorithm is pinned by the key, never taken from the token: a JWKS key verifies only with
+//! the algorithm the key declares (RS256, ES256 or EdDSA), and HS256 is accepted only when a
+//! development secret is configured. `alg=none` cannot verify at all. `exp`, `iss`, `aud` and `sub`
+//! are required; `nbf` is honoured; a small leeway absorbs clock skew.
+//!
+//! [`AuthInterceptor`] puts the verified [`Principal`] into the request's extensions, where handlers
+//! read it with [`principal`].
+
+use std::{path::Path, sync::Arc};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status};
+
+use crate::settings::AuthSettings;
+
+/// The claims a desk token carries.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub tenant: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Team ids the subject belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// Who is calling, after verification. Handlers see only this, never the raw token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub tenant: String,
+    pub roles: Vec<String>,
+    pub groups: Vec<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub locale: Option<String>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("malformed bearer token")]
+    Malformed,
+    #[error("token signed with an algorithm or key this service does not accept")]
+    UnknownKey,
+    #[error("token rejected: {0}")]
+    Invalid(String),
+}
+
+struct TrustedKey {
+    kid: Option<String>,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// Verifies tokens against the configured keys. Cheap to share (`Arc`).
+pub struct Verifier {
+    keys: Vec<TrustedKey>,
+    issuer: String,
+    audience: String,
+    leeway_seconds: u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("keys", &self.keys.len()).field("issuer", &self.issuer).finish()
+    }
+}
+
+impl Verifier {
+    pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Verifier> {
+        let mut keys = Vec::new();
+        if let Some(path) = &settings.jwks_file {
+            keys.extend(load_jwks(path)?);
+        }
+        if let Some(secret) = &settings.dev_hs256_secret {
+            anyhow::ensure!(secret.expose().len() >= 32, "auth.dev_hs256_secret must be at least 32 bytes");
+            keys.push(TrustedKey { kid: None, algorithm: Algorithm::HS256, key: DecodingKey::from_secret(secret.expose().as_bytes()) });
+        }
+        anyhow::ensure!(!keys.is_empty(), "no token keys configured: set auth.jwks_file (or auth.dev_hs256_secret for development)");
+        Ok(Verifier {
+            keys,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway_seconds: settings.leeway_seconds,
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        // The key decides the algorithm: a token naming another algorithm for that key is refused.
+        let candidates = self.keys.iter().filter(|k| {
+            k.algorithm == header.alg && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+        });
+        let mut last_error = AuthError::UnknownKey;
+        for trusted in candidates {
+            let mut validation = Validation::new(trusted.algorithm);
+            validation.set_issuer(&[&self.issuer]);
+            validation.set_audience(&[&self.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            validation.validate_nbf = true;
+            validation.leeway = self.leeway_seconds;
+            match jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation) {
+                Ok(data) => return principal_from_claims(data.claims),
+                Err(error) => last_error = AuthError::Invalid(describe(&error)),
+            }
+        }
+        Err(last_error)
+    }
+}
+
+fn principal_from_claims(claims: Claims) -> Result<Principal, AuthError> {
+    if claims.sub.trim().is_empty() {
+        return Err(AuthError::Invalid("empty subject".into()));
+    }
+    if claims.tenant.trim().is_empty() {
+        return Err(AuthError::Invalid("empty tenant".into()));
+    }
+    Ok(Principal {
+        subject: claims.sub,
+        tenant: claims.tenant,
+        roles: claims.roles,
+        groups: claims.groups,
+        name: claims.name,
+        email: claims.email,
+        locale: claims.locale,
+    })
+}
+
+fn describe(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "expired".into(),
+        ErrorKind::ImmatureSignature => "not yet valid".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer".into(),
+        ErrorKind::InvalidAudience => "wrong audience".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("missing claim {claim}"),
+        _ => "invalid token".into(),
+    }
+}
+
+fn load_jwks(path: &Path) -> anyhow::Result<Vec<TrustedKey>> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?;
+    let set: JwkSet = serde_json::from_str(&text)?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
+        let algorithm = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+            (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+            (Some(KeyAlgorithm::EdDSA), _) => Algorithm::EdDSA,
+            (None, AlgorithmParameters::OctetKeyPair(p)) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+            (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+            (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+            // HMAC keys and unknown algorithms are never trusted from a JWKS.
+            _ => continue,
+        };
+        keys.push(TrustedKey { kid: jwk.common.key_id.clone(), algorithm, key: DecodingKey::from_jwk(jwk)? });
+    }
+    anyhow::ensure!(!keys.is_empty(), "JWKS {} has no usable RS256/ES256/EdDSA key", path.display());
+    Ok(keys)
+}
+
+/// Mints a development token signed with the HS256 secret (what `desk token` and tests use).
+pub fn mint_dev_token(secret: &str, claims: &Claims) -> anyhow::Result<String> {
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))?)
+}
+
+/// Claims for a development token valid for `ttl_seconds` from now.
+pub fn dev_claims(settings: &AuthSettings, subject: &str, tenant: &str, roles: &[&str], ttl_seconds: i64) -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    Claims {
+        sub: subject.to_owned(),
+        tenant: tenant.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        groups: Vec::new(),
+        region: None,
+        locale: None,
+        name: None,
+        email: None,
+        iss: settings.issuer.clone(),
+        aud: settings.audience.clone(),
+        exp: now + ttl_seconds,
+        nbf: None,
+        iat: Some(now),
+    }
+}
+
+/// A tonic interceptor that verifies `authorization: Bearer …` and stores the [`Principal`].
+#[derive(Clone, Debug)]
+pub struct AuthInterceptor {
+    verifier: Arc<Verifier>,
+}
+
+impl AuthInterceptor {
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let token = bearer_token(&request).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        match self.verifier.verify(token) {
+            Ok(principal) => {
+                tracing::Span::current().record("enduser.id", principal.subject.as_str());
+                request.extensions_mut().insert(principal);
+                Ok(request)
+            }
+            Err(error) => {
+                tracing::debug!(reason = %error, "token refused");
+                Err(Status::unauthenticated(error.to_string()))
+            }
+        }
+    }
+}
+
+fn bearer_token<T>(request: &Request<T>) -> Result<&str, AuthError> {
+    let value = request.metadata().get("authorization").ok_or(AuthError::Missing)?;
+    let text = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let token = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).ok_or(AuthError::Malformed)?;
+    Ok(token.trim())
+}
+
+/// The verified caller of a request that went through [`AuthInterceptor`].
+pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Secret, Settings};
+
+    const SECRET: &str = "a-development-secret-of-32-bytes!!";
+
+    fn dev_settings() -> AuthSettings {
+        let mut auth = Settings::defaults().auth;
+        auth.dev_hs256_secret = Some(Secret::new(SECRET.into()));
+        auth
+    }
+
+    fn jwks_settings() -> AuthSettings {
+        let mut auth = Settings::defaults().auth;
+        auth.jwks_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/jwks.json").into());
+        auth
+    }
+
+    fn ed25519_token(claims: &Claims) -> String {
+        let pem = include_bytes!("../testdata/ed25519-private.pem");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("test-ed25519".into());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_pem(pem).expect("test key")).expect("signs")
+    }
+
+    #[test]
+    fn a_dev_token_verifies_into_a_principal() {
+        let settings = dev_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        let token = mint_dev_token(SECRET, &dev_claims(&settings, "ana", "acme", &["agent"], 60)).expect("token");
+        let principal = verifier.verify(&token).expect("valid");
+        assert_eq!((principal.subject.as_str(), principal.tenant.as_str()), ("ana", "acme"));
+        assert!(principal.has_role("agent"));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let settings = dev_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        let token = mint_dev_token(SECRET, &dev_claims(&settings, "ana", "acme", &["agent"], -3600)).expect("token");
+        assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m == "expired"));
+    }
+
+    #[test]
+    fn a_token_for_another_audience_or_issuer_is_refused() {
+        let settings = dev_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        let mut claims = dev_claims(&settings, "ana", "acme", &["agent"], 60);
+        claims.aud = "someone-else".into();
+        assert!(verifier.verify(&mint_dev_token(SECRET, &claims).expect("token")).is_err());
+        let mut claims = dev_claims(&settings, "ana", "acme", &["agent"], 60);
+        claims.iss = "evil".into();
+        assert!(verifier.verify(&mint_dev_token(SECRET, &claims).expect("token")).is_err());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let settings = dev_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        let token = mint_dev_token("another-secret-that-is-also-32-bytes", &dev_claims(&settings, "ana", "acme", &[], 60)).expect("token");
+        assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_alg_none_token_is_refused() {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = dev_claims(&dev_settings(), "ana", "acme", &["admin"], 60);
+        let token = format!(
+            "{}.{}.",
+            engine.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            engine.encode(serde_json::to_vec(&claims).expect("json"))
+        );
+        assert!(Verifier::from_settings(&dev_settings()).expect("verifier").verify(&token).is_err());
+        assert!(Verifier::from_settings(&jwks_settings()).expect("verifier").verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_jwks_key_verifies_eddsa_tokens() {
+        let settings = jwks_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        let token = ed25519_token(&dev_claims(&settings, "bot", "acme", &["integrator"], 60));
+        assert_eq!(verifier.verify(&token).expect("valid").subject, "bot");
+    }
+
+    #[test]
+    fn hs256_is_refused_when_only_a_jwks_is_configured() {
+        // Algorithm confusion: an attacker signs HS256 with the public key's bytes as the secret.
+        let settings = jwks_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        let public_x = "IVqbM0mKPphMpt9gJGj9T_h5ccc2S7IXZR9iAmUl33A";
+        let token = mint_dev_token(public_x, &dev_claims(&settings, "evil", "acme", &["admin"], 60)).expect("token");
+        assert!(matches!(verifier.verify(&token), Err(AuthError::UnknownKey)));
+    }
+
+    #[test]
+    fn a_short_dev_secret_is_refused_at_start() {
+        let mut auth = Settings::defaults().auth;
+        auth.dev_hs256_secret = Some(Secret::new("short".into()));
+        assert!(Verifier::from_settings(&auth).is_err());
+    }
+}

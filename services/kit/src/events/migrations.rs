@@ -1,0 +1,104 @@
+//! The outbox and inbox tables. Each service owns its own pair (`<service>_outbox`,
+//! `<service>_inbox`), so services can share one database without sharing tables; a service's
+//! migrator lists [`outbox_migration`] and [`inbox_migration`] beside its own migrations.
+
+use sea_orm_migration::{
+    prelude::*,
+    sea_orm::DbErr,
+};
+
+pub fn outbox_table(service: &str) -> String {
+    format!("{service}_outbox")
+}
+
+pub fn inbox_table(service: &str) -> String {
+    format!("{service}_inbox")
+}
+
+pub fn outbox_migration(service: &'static str) -> Box<dyn MigrationTrait> {
+    Box::new(CreateOutbox { name: format!("m20261125_000001_create_{service}_outbox"), service })
+}
+
+pub fn inbox_migration(service: &'static str) -> Box<dyn MigrationTrait> {
+    Box::new(CreateInbox { name: format!("m20261125_000002_create_{service}_inbox"), service })
+}
+
+struct CreateOutbox {
+    name: String,
+    service: &'static str,
+}
+
+impl MigrationName for CreateOutbox {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let table = Alias::new(outbox_table(self.service));
+        manager
+            .create_table(
+                Table::create()
+                    .table(table.clone())
+                    .if_not_exists()
+                    // Publication order; also the relay's cursor.
+                    .col(ColumnDef::new("seq").big_integer().not_null().auto_increment().primary_key())
+                    .col(ColumnDef::new("event_id").uuid().not_null().unique_key())
+                    .col(ColumnDef::new("nats_subject").string().not_null())
+                    .col(ColumnDef::new("ce_type").string().not_null())
+                    .col(ColumnDef::new("ce_source").string().not_null())
+                    .col(ColumnDef::new("ce_subject").string().not_null())
+                    .col(ColumnDef::new("tenant").string().not_null())
+                    .col(ColumnDef::new("ce_time").timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new("traceparent").string().null())
+                    .col(ColumnDef::new("payload").blob().not_null())
+                    .col(ColumnDef::new("published_at").timestamp_with_time_zone().null())
+                    // The JetStream sequence the ack gave; lets the relay re-publish what a NATS crash lost.
+                    .col(ColumnDef::new("stream_seq").big_integer().null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .if_not_exists()
+                    .name(format!("{}_pending", outbox_table(self.service)))
+                    .table(table)
+                    .col("published_at")
+                    .col("seq")
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct CreateInbox {
+    name: String,
+    service: &'static str,
+}
+
+impl MigrationName for CreateInbox {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateInbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new(inbox_table(self.service)))
+                    .if_not_exists()
+                    .col(ColumnDef::new("consumer").string().not_null())
+                    .col(ColumnDef::new("event_id").uuid().not_null())
+                    .col(ColumnDef::new("processed_at").timestamp_with_time_zone().not_null())
+                    .primary_key(Index::create().col("consumer").col("event_id"))
+                    .to_owned(),
+            )
+            .await
+    }
+}

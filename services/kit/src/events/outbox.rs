@@ -1,0 +1,318 @@
+//! The transactional outbox (ARCHITECTURE §5, contract).
+//!
+//! A writer stages its events with [`Outbox::stage`] inside the transaction that changes state, and
+//! wakes the relay after commit ([`RelayHandle::wake`]). The [`OutboxRelay`] publishes pending rows
+//! in `seq` order with `Nats-Msg-Id = ce-id`, waits for JetStream's acks and records each row's
+//! stream sequence. Nothing is lost by a crash between commit and publish (the row stays pending),
+//! nothing is published for a rolled-back change (the row never existed), and a re-send after a
+//! crash between publish and mark is dropped by JetStream's duplicate window.
+//!
+//! Published rows are kept for `retention_hours`: NATS acknowledges before it fsyncs, so a host
+//! crash can lose acknowledged messages. Whenever the relay (re)connects it compares the stream's
+//! last sequence with the highest sequence it recorded and re-publishes the gap.
+//!
+//! Several replicas may run a relay against the same database: on PostgreSQL each batch holds a
+//! transaction-scoped advisory lock, so one relay publishes at a time and order is kept; SQLite is
+//! single-process by construction.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, sea_query::{Alias, Expr, ExprTrait, Order, Query}};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{
+    envelope::{CloudEventAttributes, EventSource, OutgoingEvent},
+    migrations::outbox_table,
+};
+use crate::{db::Db, settings::OutboxSettings};
+
+/// Writes events into the service's outbox table, inside the caller's transaction.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    source: EventSource,
+    table: String,
+}
+
+impl Outbox {
+    pub fn new(source: EventSource) -> Self {
+        let table = outbox_table(source.service);
+        Self { source, table }
+    }
+
+    pub fn source(&self) -> &EventSource {
+        &self.source
+    }
+
+    /// Stages `event` in `txn`; it is published only if `txn` commits. Returns the event id.
+    pub async fn stage<C: ConnectionTrait>(&self, txn: &C, event: OutgoingEvent, now: DateTime<Utc>) -> Result<Uuid, DbErr> {
+        let id = Uuid::now_v7();
+        let statement = Query::insert()
+            .into_table(Alias::new(&self.table))
+            .columns(["event_id", "nats_subject", "ce_type", "ce_source", "ce_subject", "tenant", "ce_time", "traceparent", "payload"].map(Alias::new))
+            .values([
+                Expr::value(id),
+                Expr::value(self.source.subject(event.aggregate, event.event)),
+                Expr::value(self.source.ce_type(event.aggregate, event.event)),
+                Expr::value(self.source.ce_source()),
+                Expr::value(event.aggregate_id),
+                Expr::value(event.tenant),
+                Expr::value(now),
+                Expr::value(crate::telemetry::current_traceparent()),
+                Expr::value(event.payload),
+            ])
+            .map_err(|e| DbErr::Custom(e.to_string()))?
+            .to_owned();
+        txn.execute(&statement).await?;
+        Ok(id)
+    }
+}
+
+/// Wakes the relay after a commit. Cheap to clone; a wake while the relay is busy is remembered.
+#[derive(Debug, Clone, Default)]
+pub struct RelayHandle {
+    notify: Arc<Notify>,
+}
+
+impl RelayHandle {
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// Publishes the outbox to JetStream. Run one per service process; see the module docs for replicas.
+pub struct OutboxRelay {
+    db: Db,
+    jetstream: jetstream::Context,
+    source: EventSource,
+    table: String,
+    settings: OutboxSettings,
+    handle: RelayHandle,
+}
+
+struct PendingRow {
+    seq: i64,
+    subject: String,
+    attributes: CloudEventAttributes,
+    payload: Vec<u8>,
+}
+
+/// What one pass of the relay did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub published: usize,
+    /// The batch was full: more rows may be waiting.
+    pub full: bool,
+    /// Another replica holds the relay lock.
+    pub locked_out: bool,
+}
+
+impl OutboxRelay {
+    pub fn new(db: Db, jetstream: jetstream::Context, source: EventSource, settings: OutboxSettings, handle: RelayHandle) -> Self {
+        let table = outbox_table(source.service);
+        Self { db, jetstream, source, table, settings, handle }
+    }
+
+    /// Publishes until `shutdown`, then returns at a batch boundary.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let poll = Duration::from_millis(Ord::max(self.settings.poll_interval_ms, 10));
+        let mut failures: u32 = 0;
+        let mut needs_reconcile = true;
+        let mut last_purge = std::time::Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if needs_reconcile {
+                match self.reconcile_with_stream().await {
+                    Ok(republished) => {
+                        needs_reconcile = false;
+                        if republished > 0 {
+                            tracing::warn!(rows = republished, stream = %self.source.stream_name(), "stream lost acknowledged events; re-publishing them");
+                        }
+                    }
+                    Err(error) => tracing::debug!(error = %error, "outbox reconcile deferred"),
+                }
+            }
+            match self.publish_batch().await {
+                Ok(outcome) => {
+                    if failures > 0 {
+                        tracing::info!(after_failures = failures, "outbox relay publishing again");
+                        failures = 0;
+                        needs_reconcile = true;
+                    }
+                    if outcome.full {
+                        continue;
+                    }
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 || failures % 50 == 0 {
+                        tracing::warn!(error = %error, failures, "outbox relay cannot publish; will retry");
+                    }
+                    let backoff = Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 5)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            }
+            if last_purge.elapsed() > Duration::from_secs(60) {
+                last_purge = std::time::Instant::now();
+                if let Err(error) = self.purge_published().await {
+                    tracing::warn!(error = %error, "outbox purge failed");
+                }
+            }
+            tokio::select! {
+                _ = self.handle.notify.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        tracing::info!(stream = %self.source.stream_name(), "outbox relay stopped");
+    }
+
+    /// One pass: publish up to `batch_size` pending rows in order and mark them.
+    pub async fn publish_batch(&self) -> anyhow::Result<BatchOutcome> {
+        let txn = self.db.begin_write().await?;
+        if self.db.is_postgres() {
+            let locked = txn
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pg_try_advisory_xact_lock($1) AS locked",
+                    [lock_key(&self.table).into()],
+                ))
+                .await?
+                .map(|row| row.try_get::<bool>("", "locked"))
+                .transpose()?
+                .unwrap_or(false);
+            if !locked {
+                return Ok(BatchOutcome { locked_out: true, ..BatchOutcome::default() });
+            }
+        }
+        let limit = Ord::max(self.settings.batch_size, 1);
+        let select = Query::select()
+            .columns(["seq", "event_id", "nats_subject", "ce_type", "ce_source", "ce_subject", "tenant", "ce_time", "traceparent", "payload"].map(Alias::new))
+            .from(Alias::new(&self.table))
+            .and_where(Expr::col(Alias::new("published_at")).is_null())
+            .order_by(Alias::new("seq"), Order::Asc)
+            .limit(limit)
+            .to_owned();
+        let rows = txn.query_all(&select).await?;
+        if rows.is_empty() {
+            txn.commit().await?;
+            return Ok(BatchOutcome::default());
+        }
+        let full = rows.len() as u64 == limit;
+        let pending: Vec<PendingRow> = rows.iter().map(pending_row).collect::<Result<_, DbErr>>()?;
+
+        // Pipeline the publishes, then collect the acks in order: one round trip per batch, not per event.
+        let mut acks = Vec::with_capacity(pending.len());
+        for row in &pending {
+            let message = PublishMessage::build()
+                .payload(row.payload.clone().into())
+                .headers(row.attributes.to_headers());
+            acks.push((row.seq, self.jetstream.send_publish(row.subject.clone(), message).await));
+        }
+        let now = Utc::now();
+        let mut published = 0;
+        let mut first_error = None;
+        for (seq, ack) in acks {
+            let result = match ack {
+                Ok(future) => future.await.map_err(anyhow::Error::from),
+                Err(error) => Err(anyhow::Error::from(error)),
+            };
+            match result {
+                Ok(ack) if first_error.is_none() => {
+                    let update = Query::update()
+                        .table(Alias::new(&self.table))
+                        .values([("published_at", Expr::value(now)), ("stream_seq", Expr::value(ack.sequence as i64))].map(|(c, v)| (Alias::new(c), v)))
+                        .and_where(Expr::col(Alias::new("seq")).eq(seq))
+                        .to_owned();
+                    txn.execute(&update).await?;
+                    published += 1;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        txn.commit().await?;
+        match first_error {
+            // What was acknowledged is marked; the rest stays pending for the next pass.
+            Some(error) => Err(error.context(format!("published {published} of {}", pending.len()))),
+            None => Ok(BatchOutcome { published, full, locked_out: false }),
+        }
+    }
+
+    /// Marks as pending again the rows whose stream sequence is beyond the stream's last one: NATS
+    /// acknowledged them but lost them (a host crash before fsync, a stream re-created).
+    pub async fn reconcile_with_stream(&self) -> anyhow::Result<u64> {
+        let stream = self.jetstream.get_stream(self.source.stream_name()).await?;
+        let last_sequence = stream.get_info().await?.state.last_sequence as i64;
+        let update = Query::update()
+            .table(Alias::new(&self.table))
+            .values([(Alias::new("published_at"), Expr::value(Option::<DateTime<Utc>>::None)), (Alias::new("stream_seq"), Expr::value(Option::<i64>::None))])
+            .and_where(Expr::col(Alias::new("stream_seq")).gt(last_sequence))
+            .to_owned();
+        let txn = self.db.begin_write().await?;
+        let result = txn.execute(&update).await?;
+        txn.commit().await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn purge_published(&self) -> Result<u64, DbErr> {
+        let cutoff = Utc::now() - chrono::Duration::hours(self.settings.retention_hours as i64);
+        let delete = Query::delete()
+            .from_table(Alias::new(&self.table))
+            .and_where(Expr::col(Alias::new("published_at")).lt(cutoff))
+            .to_owned();
+        let txn = self.db.begin_write().await?;
+        let result = txn.execute(&delete).await?;
+        txn.commit().await?;
+        Ok(result.rows_affected())
+    }
+}
+
+fn pending_row(row: &QueryResult) -> Result<PendingRow, DbErr> {
+    Ok(PendingRow {
+        seq: row.try_get("", "seq")?,
+        subject: row.try_get("", "nats_subject")?,
+        attributes: CloudEventAttributes {
+            id: row.try_get("", "event_id")?,
+            source: row.try_get("", "ce_source")?,
+            ce_type: row.try_get("", "ce_type")?,
+            subject: row.try_get("", "ce_subject")?,
+            tenant: row.try_get("", "tenant")?,
+            time: row.try_get("", "ce_time")?,
+            traceparent: row.try_get("", "traceparent")?,
+        },
+        payload: row.try_get("", "payload")?,
+    })
+}
+
+/// A stable advisory-lock key per outbox table (FNV-1a), so each service's relays exclude each other only.
+fn lock_key(table: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in table.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Counts rows not yet published: the outbox lag, for metrics and tests.
+pub async fn pending_count(db: &Db, service: &str) -> Result<i64, DbErr> {
+    let select = Query::select()
+        .expr_as(Expr::col(Alias::new("seq")).count(), Alias::new("pending"))
+        .from(Alias::new(outbox_table(service)))
+        .and_where(Expr::col(Alias::new("published_at")).is_null())
+        .to_owned();
+    let row = db.connection().query_one(&select).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "pending")).transpose()?.unwrap_or(0))
+}

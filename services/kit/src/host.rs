@@ -1,0 +1,138 @@
+//! Composes services into one gRPC server and runs it until shutdown (STYLE 1, 2, 12).
+//!
+//! Every service crate exposes `build(&Platform, &mut RoutesBuilder) -> ServiceParts`; the `desk`
+//! binary builds the services a process runs and hands them to [`serve`], which adds the gRPC
+//! health protocol, server reflection (v1 and v1alpha: common clients still speak only v1alpha),
+//! gRPC-Web, request spans parented on the caller's `traceparent`, and ordered shutdown.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use async_nats::jetstream;
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+
+use crate::{auth::Verifier, clock::SharedClock, settings::Settings};
+
+/// What every service is built from: settings and the shared connections of this process.
+#[derive(Clone)]
+pub struct Platform {
+    pub settings: Settings,
+    pub nats: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub verifier: Arc<Verifier>,
+    pub clock: SharedClock,
+    /// Cancelled after the gRPC server has drained: relays and consumers stop at a message boundary.
+    pub workers_shutdown: CancellationToken,
+}
+
+/// What one service contributes to a process besides its routes.
+pub struct ServiceParts {
+    /// `tickets`, `cmdb`...
+    pub name: &'static str,
+    /// Fully qualified gRPC service names, for per-service health (`desk.tickets.v1.TicketService`).
+    pub grpc_services: Vec<&'static str>,
+    /// Background tasks (outbox relay, consumers), stopped through `Platform::workers_shutdown`.
+    pub workers: Vec<JoinHandle<()>>,
+}
+
+/// How long workers get to reach a message boundary after the server has drained.
+const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the services registered in `routes` on `listener` until `shutdown` resolves, then:
+/// health NOT_SERVING, stop accepting, drain in-flight calls, stop workers at a message boundary.
+pub async fn serve(
+    listener: TcpListener,
+    platform: &Platform,
+    mut routes: RoutesBuilder,
+    services: Vec<ServiceParts>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(desk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(desk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+
+    let grpc_services: Vec<&'static str> = services.iter().flat_map(|s| s.grpc_services.iter().copied()).collect();
+    let workers: Vec<JoinHandle<()>> = services.into_iter().flat_map(|s| s.workers).collect();
+    // Migrations ran and NATS answered while the services were built: the process is ready.
+    set_all(&health, &grpc_services, ServingStatus::Serving).await;
+
+    let draining = CancellationToken::new();
+    let drain_signal = draining.clone();
+    let health_on_shutdown = health.clone();
+    let names_on_shutdown = grpc_services.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: not serving, draining in-flight calls");
+        set_all(&health_on_shutdown, &names_on_shutdown, ServingStatus::NotServing).await;
+        drain_signal.cancel();
+    };
+
+    let grpc = &platform.settings.grpc;
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .trace_fn(crate::telemetry::grpc_request_span)
+        .concurrency_limit_per_connection(grpc.concurrency_per_connection)
+        .timeout(Duration::from_secs(30))
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+
+    platform.workers_shutdown.cancel();
+    for worker in workers {
+        if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker).await.is_err() {
+            tracing::warn!("a worker did not stop in time");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn set_all(health: &tonic_health::server::HealthReporter, services: &[&'static str], status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in services {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C; a second one exits the process at once.
+pub async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,57 @@
+//! Region-qualified ids (ARCHITECTURE §6, §8): `<region>-<uuidv7>`.
+//!
+//! The region is part of every id the API returns so that the gateway can route a call to the
+//! region that owns the object without asking anyone. Storage keeps the bare UUID.
+
+use uuid::Uuid;
+
+/// A new time-ordered id.
+pub fn new_uuid() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// `emea-0192...`.
+pub fn format_id(region: &str, id: Uuid) -> String {
+    format!("{region}-{}", id.hyphenated())
+}
+
+/// A parsed public id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionalId {
+    pub region: String,
+    pub uuid: Uuid,
+}
+
+/// Parses `<region>-<uuid>`; `None` for anything else (callers answer `NOT_FOUND` or a field violation).
+pub fn parse_id(text: &str) -> Option<RegionalId> {
+    let (region, rest) = text.split_once('-')?;
+    if !is_region(region) {
+        return None;
+    }
+    let uuid = Uuid::try_parse(rest).ok()?;
+    Some(RegionalId { region: region.to_owned(), uuid })
+}
+
+/// Region names: lower-case letters and digits, 1..=16 chars (they appear in NATS subjects and ids).
+pub fn is_region(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 16 && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_round_trips_through_its_text_form() {
+        let uuid = new_uuid();
+        let text = format_id("emea", uuid);
+        assert_eq!(parse_id(&text), Some(RegionalId { region: "emea".into(), uuid }));
+    }
+
+    #[test]
+    fn malformed_ids_do_not_parse() {
+        for text in ["", "emea", "emea-", "EMEA-0192f3c4-0000-7000-8000-000000000000", "emea-not-a-uuid", "-0192f3c4-0000-7000-8000-000000000000"] {
+            assert_eq!(parse_id(text), None, "{text}");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! What every desk service stands on. No domain logic lives here.
+//!
+//! # Layout
+//! - [`settings`]: layered typed configuration (defaults → file → `DESK_*` environment).
+//! - [`telemetry`]: JSON logs, OTLP traces and metrics, `traceparent` in and out.
+//! - [`auth`]: JWT verification (ARCHITECTURE §7) as a tonic interceptor; development tokens.
+//! - [`error`]: the one table from error classes to gRPC status codes, with field violations.
+//! - [`db`]: PostgreSQL/SQLite connections and write transactions that behave alike.
+//! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, the inbox.
+//! - [`clock`]: injected time.
+//! - [`ids`]: region-qualified public ids.
+//! - [`paging`]: opaque cursor tokens.
+//! - [`host`]: composing services into one server with health, reflection, gRPC-Web and ordered shutdown.
+//!
+//! # Adding a service
+//! 1. A crate under `services/` with `domain/`, `store/`, `api/`, `events/` and a `build(&Platform,
+//!    &mut RoutesBuilder) -> ServiceParts` entry point (see `desk-tickets`).
+//! 2. Its migrator lists [`events::migrations::outbox_migration`] (and the inbox when it consumes).
+//! 3. Its gRPC server is wrapped in [`auth::AuthInterceptor`]; handlers read [`auth::principal`].
+//! 4. The `desk` binary names it as a target.
+
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod host;
+pub mod ids;
+pub mod paging;
+pub mod settings;
+pub mod telemetry;
+
+pub use host::{Platform, ServiceParts};

@@ -1,0 +1,496 @@
+//! Who may do what with a ticket, decided from the caller's verified claims and a few facts about
+//! the ticket.
+//!
+//! Two rules shape everything here. No one crosses tenants, whatever their roles. And a ticket the
+//! caller may not read must look exactly like one that does not exist, so ids cannot be probed:
+//! checks about one ticket return [`AccessError::NotFound`] for it, and keep
+//! [`AccessError::Denied`] for callers who can see the ticket but not do the thing.
+//!
+//! Predicates about the caller alone (`can_work`, `can_manage_settings`) return `bool`; checks that
+//! involve a ticket return `Result` so the API can answer `NOT_FOUND` or `PERMISSION_DENIED`.
+
+use super::string_enum::string_enum;
+use super::ticket::Visibility;
+
+string_enum! {
+    /// A role from the JWT `roles` claim.
+    pub enum Role {
+        /// Raises and follows their own tickets.
+        Requester => "requester",
+        /// Works tickets.
+        Agent => "agent",
+        /// Leads agents; also tunes the tenant's settings.
+        Manager => "manager",
+        ChangeManager => "change_manager",
+        CabMember => "cab_member",
+        CatalogAdmin => "catalog_admin",
+        Admin => "admin",
+        /// A machine client: monitoring, provisioning robots, chat bots.
+        Integrator => "integrator",
+    }
+}
+
+impl Role {
+    /// Roles that work tickets. Change and catalog roles are not among them: they act in other
+    /// services and, on the desk, are requesters like anyone else.
+    pub const fn works_tickets(self) -> bool {
+        matches!(self, Self::Agent | Self::Manager | Self::Admin | Self::Integrator)
+    }
+}
+
+/// The verified caller, from the JWT claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `sub`: matched against requester and watcher ids.
+    pub subject: String,
+    /// `tenant`: every check starts by comparing it with the ticket's.
+    pub tenant: String,
+    /// `roles`, with names this service does not know left out.
+    pub roles: Vec<Role>,
+    /// `groups`: the teams the caller belongs to, for queue views and routing.
+    pub groups: Vec<String>,
+    /// `name`: shown as the author of comments and history entries.
+    pub name: Option<String>,
+}
+
+impl Actor {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Whether the caller works tickets (agent, manager, admin, integrator); a requester alone
+    /// does not.
+    pub fn is_staff(&self) -> bool {
+        self.roles.iter().any(|role| role.works_tickets())
+    }
+
+    fn is_requester_of(&self, facts: &TicketAccessFacts) -> bool {
+        self.tenant == facts.tenant && self.subject == facts.requester_id
+    }
+}
+
+/// What access decisions need to know about one ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketAccessFacts {
+    pub tenant: String,
+    pub requester_id: String,
+    pub watcher_ids: Vec<String>,
+}
+
+/// Fields of a create or update request that only staff may set: each says whether the request
+/// sets it. Everything else — title, description, channel, category, affected service — a
+/// requester may set; impact and urgency are staff-only so that requesters cannot raise their own
+/// priority (their tickets start at medium × medium).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestedFields {
+    pub impact: bool,
+    pub urgency: bool,
+    pub assignment_group: bool,
+    pub assignee: bool,
+    pub tier: bool,
+    pub major_incident: bool,
+    /// The request names a requester other than the caller (raising a ticket on someone's behalf).
+    pub requester_other_than_self: bool,
+    /// The request carries an internal comment.
+    pub internal_comment: bool,
+    pub root_cause: bool,
+    pub workaround: bool,
+    pub known_error: bool,
+}
+
+impl RequestedFields {
+    /// The API names of the staff-only fields this request sets, in a fixed order.
+    pub fn staff_only_fields(&self) -> Vec<&'static str> {
+        [
+            (self.impact, "impact"),
+            (self.urgency, "urgency"),
+            (self.assignment_group, "assignment_group_id"),
+            (self.assignee, "assignee_id"),
+            (self.tier, "tier"),
+            (self.major_incident, "major_incident"),
+            (self.requester_other_than_self, "requester_id"),
+            (self.internal_comment, "visibility"),
+            (self.root_cause, "root_cause"),
+            (self.workaround, "workaround"),
+            (self.known_error, "known_error"),
+        ]
+        .into_iter()
+        .filter_map(|(set, field)| set.then_some(field))
+        .collect()
+    }
+}
+
+/// Why access was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The caller may not see the ticket; answer exactly as if it did not exist.
+    #[error("ticket not found")]
+    NotFound,
+
+    /// The caller sees the ticket but may not do this.
+    #[error("{reason}")]
+    Denied { reason: &'static str },
+
+    /// The request sets fields only staff may set; each is reported as a field violation.
+    #[error("only staff may set {}", .fields.join(", "))]
+    StaffOnlyFields { fields: Vec<&'static str> },
+}
+
+/// Whether the caller may see the ticket: same tenant, and staff, the requester or a watcher.
+pub fn can_read(actor: &Actor, facts: &TicketAccessFacts) -> bool {
+    actor.tenant == facts.tenant
+        && (actor.is_staff()
+            || actor.subject == facts.requester_id
+            || facts.watcher_ids.iter().any(|watcher| *watcher == actor.subject))
+}
+
+/// Whether the caller may comment: anyone who can read the ticket, but internal comments are for
+/// staff only.
+pub fn can_comment(actor: &Actor, facts: &TicketAccessFacts, visibility: Visibility) -> Result<(), AccessError> {
+    if !can_read(actor, facts) {
+        return Err(AccessError::NotFound);
+    }
+    if visibility == Visibility::Internal && !actor.is_staff() {
+        return Err(AccessError::Denied { reason: "only staff may write internal comments" });
+    }
+    Ok(())
+}
+
+/// Whether the caller may see a comment on a ticket they can read: internal ones are for staff.
+pub fn can_see_comment(actor: &Actor, visibility: Visibility) -> bool {
+    visibility == Visibility::Public || actor.is_staff()
+}
+
+/// Whether the request may set the fields it sets: staff may set anything; everyone else gets the
+/// full list of staff-only fields they tried to set.
+pub fn check_requester_fields(actor: &Actor, requested: &RequestedFields) -> Result<(), AccessError> {
+    if actor.is_staff() {
+        return Ok(());
+    }
+    let fields = requested.staff_only_fields();
+    if fields.is_empty() { Ok(()) } else { Err(AccessError::StaffOnlyFields { fields }) }
+}
+
+/// Whether the caller works tickets: assigns, edits fields, moves status, logs work. Check
+/// [`can_read`] first — this looks at roles only. The requester's own few moves are
+/// [`can_reopen`], [`can_close`] and [`can_rate`].
+pub fn can_work(actor: &Actor) -> bool {
+    actor.is_staff()
+}
+
+/// Whether the caller may reopen a resolved ticket: staff, or its requester.
+pub fn can_reopen(actor: &Actor, facts: &TicketAccessFacts) -> Result<(), AccessError> {
+    staff_or_requester(actor, facts, "only staff or the requester may reopen a ticket")
+}
+
+/// Whether the caller may close a resolved ticket: staff, or its requester accepting the
+/// resolution.
+pub fn can_close(actor: &Actor, facts: &TicketAccessFacts) -> Result<(), AccessError> {
+    staff_or_requester(actor, facts, "only staff or the requester may close a ticket")
+}
+
+/// Whether the caller may rate the ticket: its requester only, since the rating measures their
+/// satisfaction.
+pub fn can_rate(actor: &Actor, facts: &TicketAccessFacts) -> Result<(), AccessError> {
+    if !can_read(actor, facts) {
+        return Err(AccessError::NotFound);
+    }
+    if actor.is_requester_of(facts) {
+        Ok(())
+    } else {
+        Err(AccessError::Denied { reason: "only the requester may rate a ticket" })
+    }
+}
+
+/// Whether the caller may change the tenant's desk settings (priority matrix, reopen window).
+pub fn can_manage_settings(actor: &Actor) -> bool {
+    actor.has(Role::Admin) || actor.has(Role::Manager)
+}
+
+fn staff_or_requester(actor: &Actor, facts: &TicketAccessFacts, reason: &'static str) -> Result<(), AccessError> {
+    if !can_read(actor, facts) {
+        return Err(AccessError::NotFound);
+    }
+    if actor.is_staff() || actor.is_requester_of(facts) {
+        Ok(())
+    } else {
+        Err(AccessError::Denied { reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn actor(subject: &str, roles: &[Role]) -> Actor {
+        Actor {
+            subject: subject.into(),
+            tenant: "acme".into(),
+            roles: roles.to_vec(),
+            groups: Vec::new(),
+            name: None,
+        }
+    }
+
+    fn from_tenant(tenant: &str, actor: Actor) -> Actor {
+        Actor { tenant: tenant.into(), ..actor }
+    }
+
+    /// A ticket at acme raised by alice and watched by walter.
+    fn ticket() -> TicketAccessFacts {
+        TicketAccessFacts { tenant: "acme".into(), requester_id: "alice".into(), watcher_ids: vec!["walter".into()] }
+    }
+
+    fn alice() -> Actor {
+        actor("alice", &[Role::Requester])
+    }
+
+    fn walter() -> Actor {
+        actor("walter", &[Role::Requester])
+    }
+
+    fn mallory() -> Actor {
+        actor("mallory", &[Role::Requester])
+    }
+
+    fn agent() -> Actor {
+        actor("agent-7", &[Role::Agent])
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_claim_names() {
+        for &role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("change_manager"), Some(Role::ChangeManager));
+        assert_eq!(Role::parse("superuser"), None);
+    }
+
+    #[test]
+    fn agents_managers_admins_and_integrators_are_staff() {
+        for role in [Role::Agent, Role::Manager, Role::Admin, Role::Integrator] {
+            assert!(actor("x", &[role]).is_staff(), "{role}");
+        }
+    }
+
+    #[test]
+    fn requesters_and_other_practices_roles_are_not_staff() {
+        for role in [Role::Requester, Role::ChangeManager, Role::CabMember, Role::CatalogAdmin] {
+            assert!(!actor("x", &[role]).is_staff(), "{role}");
+        }
+        assert!(!actor("x", &[]).is_staff());
+    }
+
+    #[test]
+    fn one_staff_role_among_others_makes_staff() {
+        assert!(actor("x", &[Role::Requester, Role::CabMember, Role::Agent]).is_staff());
+    }
+
+    #[test]
+    fn has_looks_for_one_role() {
+        let actor = actor("x", &[Role::Requester, Role::CabMember]);
+        assert!(actor.has(Role::CabMember));
+        assert!(!actor.has(Role::Agent));
+    }
+
+    #[test]
+    fn staff_read_every_ticket_of_their_tenant() {
+        assert!(can_read(&agent(), &ticket()));
+    }
+
+    #[test]
+    fn the_requester_and_watchers_read_the_ticket() {
+        assert!(can_read(&alice(), &ticket()));
+        assert!(can_read(&walter(), &ticket()));
+    }
+
+    #[test]
+    fn other_requesters_cannot_read_the_ticket() {
+        assert!(!can_read(&mallory(), &ticket()));
+        assert!(!can_read(&actor("m", &[Role::ChangeManager, Role::CatalogAdmin]), &ticket()));
+    }
+
+    #[test]
+    fn no_one_reads_across_tenants() {
+        for actor in [alice(), walter(), agent(), actor("root", &[Role::Admin])] {
+            assert!(!can_read(&from_tenant("globex", actor.clone()), &ticket()), "{actor:?}");
+        }
+    }
+
+    #[test]
+    fn readers_may_comment_publicly() {
+        for actor in [alice(), walter(), agent()] {
+            assert_eq!(can_comment(&actor, &ticket(), Visibility::Public), Ok(()));
+        }
+    }
+
+    #[test]
+    fn only_staff_may_comment_internally() {
+        assert_eq!(can_comment(&agent(), &ticket(), Visibility::Internal), Ok(()));
+        let error = can_comment(&alice(), &ticket(), Visibility::Internal).expect_err("requester");
+        assert_eq!(error.to_string(), "only staff may write internal comments");
+    }
+
+    #[test]
+    fn commenting_on_an_unreadable_ticket_looks_like_a_missing_ticket() {
+        assert_eq!(can_comment(&mallory(), &ticket(), Visibility::Public), Err(AccessError::NotFound));
+        assert_eq!(
+            can_comment(&from_tenant("globex", agent()), &ticket(), Visibility::Internal),
+            Err(AccessError::NotFound)
+        );
+    }
+
+    #[test]
+    fn internal_comments_are_hidden_from_non_staff() {
+        assert!(can_see_comment(&alice(), Visibility::Public));
+        assert!(!can_see_comment(&alice(), Visibility::Internal));
+        assert!(can_see_comment(&agent(), Visibility::Internal));
+    }
+
+    #[test]
+    fn a_requester_may_send_the_ordinary_fields() {
+        assert_eq!(check_requester_fields(&alice(), &RequestedFields::default()), Ok(()));
+    }
+
+    #[test]
+    fn a_requester_cannot_influence_priority() {
+        let requested = RequestedFields { urgency: true, ..RequestedFields::default() };
+        let error = check_requester_fields(&alice(), &requested).expect_err("urgency");
+        assert_eq!(error, AccessError::StaffOnlyFields { fields: vec!["urgency"] });
+        assert_eq!(error.to_string(), "only staff may set urgency");
+    }
+
+    #[test]
+    fn every_staff_only_field_a_requester_sends_is_reported_by_its_api_name() {
+        let everything = RequestedFields {
+            impact: true,
+            urgency: true,
+            assignment_group: true,
+            assignee: true,
+            tier: true,
+            major_incident: true,
+            requester_other_than_self: true,
+            internal_comment: true,
+            root_cause: true,
+            workaround: true,
+            known_error: true,
+        };
+        assert_eq!(
+            check_requester_fields(&alice(), &everything),
+            Err(AccessError::StaffOnlyFields {
+                fields: vec![
+                    "impact",
+                    "urgency",
+                    "assignment_group_id",
+                    "assignee_id",
+                    "tier",
+                    "major_incident",
+                    "requester_id",
+                    "visibility",
+                    "root_cause",
+                    "workaround",
+                    "known_error",
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn staff_may_set_any_field() {
+        let requested = RequestedFields { impact: true, assignee: true, major_incident: true, ..RequestedFields::default() };
+        assert_eq!(check_requester_fields(&agent(), &requested), Ok(()));
+        assert_eq!(check_requester_fields(&actor("monitor", &[Role::Integrator]), &requested), Ok(()));
+    }
+
+    #[test]
+    fn only_staff_work_tickets() {
+        assert!(can_work(&agent()));
+        assert!(can_work(&actor("m", &[Role::Manager])));
+        assert!(!can_work(&alice()));
+        assert!(!can_work(&actor("c", &[Role::ChangeManager])));
+    }
+
+    #[test]
+    fn the_requester_and_staff_may_reopen_and_close() {
+        for actor in [alice(), agent()] {
+            assert_eq!(can_reopen(&actor, &ticket()), Ok(()));
+            assert_eq!(can_close(&actor, &ticket()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_watcher_may_neither_reopen_nor_close() {
+        assert_eq!(
+            can_reopen(&walter(), &ticket()).map_err(|e| e.to_string()),
+            Err("only staff or the requester may reopen a ticket".into())
+        );
+        assert_eq!(
+            can_close(&walter(), &ticket()).map_err(|e| e.to_string()),
+            Err("only staff or the requester may close a ticket".into())
+        );
+    }
+
+    #[test]
+    fn only_the_requester_may_rate() {
+        assert_eq!(can_rate(&alice(), &ticket()), Ok(()));
+        assert_eq!(
+            can_rate(&agent(), &ticket()),
+            Err(AccessError::Denied { reason: "only the requester may rate a ticket" })
+        );
+        assert!(matches!(can_rate(&walter(), &ticket()), Err(AccessError::Denied { .. })));
+    }
+
+    #[test]
+    fn strangers_get_not_found_for_every_ticket_action() {
+        for stranger in [mallory(), from_tenant("globex", alice()), from_tenant("globex", agent())] {
+            assert_eq!(can_reopen(&stranger, &ticket()), Err(AccessError::NotFound));
+            assert_eq!(can_close(&stranger, &ticket()), Err(AccessError::NotFound));
+            assert_eq!(can_rate(&stranger, &ticket()), Err(AccessError::NotFound));
+        }
+    }
+
+    #[test]
+    fn admins_and_managers_manage_settings() {
+        assert!(can_manage_settings(&actor("a", &[Role::Admin])));
+        assert!(can_manage_settings(&actor("m", &[Role::Manager])));
+        for role in [Role::Agent, Role::Integrator, Role::Requester, Role::CatalogAdmin] {
+            assert!(!can_manage_settings(&actor("x", &[role])), "{role}");
+        }
+    }
+
+    fn any_roles() -> impl Strategy<Value = Vec<Role>> {
+        prop::collection::vec(prop::sample::select(Role::ALL), 0..4)
+    }
+
+    proptest! {
+        #[test]
+        fn no_role_and_no_relation_to_the_ticket_crosses_tenants(
+            roles in any_roles(),
+            subject in prop::sample::select(vec!["alice", "walter", "agent-7"]),
+            visibility in prop::sample::select(Visibility::ALL),
+        ) {
+            let stranger = from_tenant("globex", actor(subject, &roles));
+            prop_assert!(!can_read(&stranger, &ticket()));
+            prop_assert_eq!(can_comment(&stranger, &ticket(), visibility), Err(AccessError::NotFound));
+            prop_assert_eq!(can_reopen(&stranger, &ticket()), Err(AccessError::NotFound));
+            prop_assert_eq!(can_close(&stranger, &ticket()), Err(AccessError::NotFound));
+            prop_assert_eq!(can_rate(&stranger, &ticket()), Err(AccessError::NotFound));
+        }
+
+        #[test]
+        fn whoever_may_act_on_a_ticket_may_also_read_it(
+            roles in any_roles(),
+            subject in prop::sample::select(vec!["alice", "walter", "mallory"]),
+            visibility in prop::sample::select(Visibility::ALL),
+        ) {
+            let actor = actor(subject, &roles);
+            let acts = can_comment(&actor, &ticket(), visibility).is_ok()
+                || can_reopen(&actor, &ticket()).is_ok()
+                || can_close(&actor, &ticket()).is_ok()
+                || can_rate(&actor, &ticket()).is_ok();
+            prop_assert!(!acts || can_read(&actor, &ticket()));
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The tickets domain: pure types and rules, with no I/O, no async and no clock reads.
+//!
+//! Everything the store and API layers decide about a ticket is decided here, from values they
+//! pass in (the current time included), so it can be tested exhaustively without a database.
+//!
+//! # Layout
+//!
+//! - [`ticket`]: the value types — type and number, status, priority inputs, channels, links.
+//! - [`priority`]: the per-tenant impact × urgency matrix.
+//! - [`lifecycle`]: the status machine, resolution, reopening, assignment, rating, link rules.
+//! - [`access`]: who may read, comment, work, reopen, close and rate; staff-only fields.
+//! - [`validate`]: field checks that collect every violation of a request.
+//! - [`history`]: the field-by-field record of what an update changed.
+
+mod string_enum;
+
+pub mod access;
+pub mod history;
+pub mod lifecycle;
+pub mod priority;
+pub mod ticket;
+pub mod validate;
+
+pub use access::{AccessError, Actor, RequestedFields, Role, TicketAccessFacts};
+pub use history::{Changes, FieldChange};
+pub use lifecycle::{LifecycleError, Resolution, ResolutionCode};
+pub use priority::{MatrixError, PriorityMatrix};
+pub use ticket::{
+    Channel, Level, LinkKind, PendingReason, Priority, Status, SupportTier, TicketType, Visibility,
+};
+pub use validate::{FieldViolation, Violations};
