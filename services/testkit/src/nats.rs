@@ -210,7 +210,9 @@ impl Drop for NatsServer {
 /// True when something on the port speaks NATS (sends an `INFO` line first).
 async fn nats_answers(port: u16) -> bool {
     let attempt = async {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
         let mut reader = tokio::io::BufReader::new(stream);
         let mut line = String::new();
         reader.read_line(&mut line).await.ok()?;
@@ -282,8 +284,12 @@ fn check_version(path: &Path) -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let version = parse_version(&text)
-        .ok_or_else(|| anyhow!("could not read a version from {:?}", text.trim()))?;
+    let version = parse_version(&text).ok_or_else(|| {
+        anyhow!(
+            "not a nats-server: --version printed {:?}",
+            text.lines().next().unwrap_or_default()
+        )
+    })?;
     if version < MIN_VERSION {
         bail!(
             "version {}.{} is too old (need >= {}.{})",
@@ -296,17 +302,18 @@ fn check_version(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `"nats-server: v2.10.22"` → `(2, 10)`.
+/// `"nats-server: v2.10.22"` → `(2, 10)`; `None` for anything that is not nats-server's.
 fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let bytes = text.as_bytes();
-    let at = (0..bytes.len().saturating_sub(1))
-        .find(|&i| bytes[i] == b'v' && bytes[i + 1].is_ascii_digit())?;
-    let mut parts = text[at + 1..]
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty());
+    let rest = text.trim().strip_prefix("nats-server:")?.trim_start();
+    let rest = rest.strip_prefix('v').unwrap_or(rest);
+    let mut parts = rest.split('.');
     let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -317,7 +324,9 @@ mod tests {
     fn parses_versions() {
         assert_eq!(parse_version("nats-server: v2.10.22\n"), Some((2, 10)));
         assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9)));
+        assert_eq!(parse_version("nats-server: v2.11.0-beta.1"), Some((2, 11)));
         assert_eq!(parse_version("garbage"), None);
+        assert_eq!(parse_version("true (GNU coreutils) 9.1 GPLv3+"), None);
         assert!(parse_version("nats-server: v2.9.10") < Some((2, 10)));
         assert!(parse_version("nats-server: v3.0.0") >= Some((2, 10)));
     }

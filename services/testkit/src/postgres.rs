@@ -207,7 +207,7 @@ fn split_url(url: &str) -> anyhow::Result<UrlParts> {
         base: format!("{scheme}{authority}"),
         port,
         query: query.to_string(),
-        has_database: path.trim_start_matches('/').len() > 0,
+        has_database: !path.trim_start_matches('/').is_empty(),
     })
 }
 
@@ -256,9 +256,9 @@ pub async fn postgres_cluster() -> anyhow::Result<&'static PgCluster> {
     static SHARED: OnceCell<Result<PgCluster, String>> = OnceCell::const_new();
     let shared = SHARED
         .get_or_init(|| async {
-            let external = std::env::var("DATABASE_URL").ok().filter(|url| {
-                url.starts_with("postgres://") || url.starts_with("postgresql://")
-            });
+            let external = std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"));
             let cluster = match external {
                 Some(url) => PgCluster::external(&url),
                 None => start_cluster(true).await,
@@ -283,7 +283,11 @@ pub async fn start_cluster(tuned_for_tests: bool) -> anyhow::Result<PgCluster> {
         psql_binary()?
     };
     let as_root = running_as_root();
-    let run_as = if as_root { postgres_user_prefix()? } else { Vec::new() };
+    let run_as = if as_root {
+        postgres_user_prefix()?
+    } else {
+        Vec::new()
+    };
 
     let dir = tempfile::Builder::new()
         .prefix("desk-pg-")
@@ -305,7 +309,11 @@ pub async fn start_cluster(tuned_for_tests: bool) -> anyhow::Result<PgCluster> {
     // initdb and postgres (as the postgres user when root), both under the watchdog shell, so
     // that the directory goes away even when this process is killed during initdb.
     let started = Instant::now();
-    let run_as = run_as.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ");
+    let run_as = run_as
+        .iter()
+        .map(|a| sh_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
     let data = sh_path(&base.join("data"));
     let initdb = format!(
         "{run_as} {initdb} -D {data} -A trust -U postgres --no-sync -E UTF8 --locale=C",
@@ -397,7 +405,18 @@ async fn wait_ready(cluster: &mut PgCluster, bindir: &Path) -> anyhow::Result<()
             );
         }
         let ready = tokio::process::Command::new(&pg_isready)
-            .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-t", "2", "-p"])
+            .args([
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-t",
+                "2",
+                "-p",
+            ])
             .arg(cluster.port.to_string())
             .stdin(Stdio::null())
             .status()
@@ -538,7 +557,9 @@ mod tests {
             })
         );
         assert_eq!(
-            split_url("postgres://[::1]:7000/").ok().map(|p| (p.port, p.has_database)),
+            split_url("postgres://[::1]:7000/")
+                .ok()
+                .map(|p| (p.port, p.has_database)),
             Some((7000, false))
         );
         assert!(split_url("sqlite://x.db").is_err());

@@ -18,7 +18,18 @@ async fn nats_info(port: u16) -> anyhow::Result<String> {
 /// `psql URL -c SQL`, returning trimmed output.
 async fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
     let out = tokio::process::Command::new(desk_testkit::psql_binary()?)
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .stdin(Stdio::null())
         .output()
         .await?;
@@ -46,7 +57,10 @@ async fn nats_server_starts_stops_and_restarts_on_the_same_port() -> anyhow::Res
     assert_eq!(nats.url(), format!("nats://127.0.0.1:{port}"));
     let info = nats_info(port).await?;
     assert!(info.starts_with("INFO "), "{info}");
-    assert!(info.contains("\"jetstream\":true"), "JetStream is off: {info}");
+    assert!(
+        info.contains("\"jetstream\":true"),
+        "JetStream is off: {info}"
+    );
 
     nats.stop().await;
     assert!(

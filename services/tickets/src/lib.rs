@@ -1,1 +1,79 @@
+//! Tickets: incidents, service requests and problems (with known errors) — their lifecycle,
+//! comments, worklog, links, history and satisfaction ratings — behind
+//! `desk.tickets.v1.TicketService`, publishing every change as a CloudEvent.
+//!
+//! # Layout
+//! - [`domain`]: pure types and rules (state machine, priority matrix, access, validation).
+//! - [`store`]: sea-orm entities, migrations and queries, scoped by tenant.
+//! - [`api`]: the gRPC service: decode, authorize, apply the rules, write with history and events.
+//! - [`events`]: the facts the service publishes through the outbox.
+//!
+//! [`build`] wires them into a process: database and migrations, the stream, the outbox relay
+//! and the authenticated gRPC service.
+
+pub mod api;
 pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::sync::Arc;
+
+use desk_kit::{
+    Platform, ServiceParts,
+    auth::AuthInterceptor,
+    db::Db,
+    events::{EventSource, Outbox, OutboxRelay, RelayHandle, streams},
+};
+use desk_proto::tickets::v1::ticket_service_server::TicketServiceServer;
+use sea_orm_migration::MigratorTrait;
+use tonic::service::RoutesBuilder;
+
+/// The service's name in subjects, streams, table prefixes and settings.
+pub const SERVICE: &str = "tickets";
+/// The public gRPC service, as reflection and health name it.
+pub const GRPC_SERVICE: &str = "desk.tickets.v1.TicketService";
+
+/// Connects and migrates the service's database.
+pub async fn open_database(platform_settings: &desk_kit::settings::Settings) -> anyhow::Result<Db> {
+    let url = platform_settings.database_url_for(SERVICE);
+    let db = Db::connect(&url, platform_settings.database.max_connections).await?;
+    store::migrations::Migrator::up(db.connection(), None).await?;
+    Ok(db)
+}
+
+/// Builds the tickets service for a process: registers its gRPC service in `routes` and starts its
+/// outbox relay.
+pub async fn build(platform: &Platform, routes: &mut RoutesBuilder) -> anyhow::Result<ServiceParts> {
+    let settings = &platform.settings;
+    let db = open_database(settings).await?;
+    let source = EventSource::new(settings.region.clone(), SERVICE);
+    streams::ensure_stream(&platform.jetstream, &source, &settings.nats).await?;
+
+    let relay_handle = RelayHandle::default();
+    let relay = OutboxRelay::new(db.clone(), platform.jetstream.clone(), source.clone(), settings.outbox.clone(), relay_handle.clone());
+    let store = Arc::new(store::TicketStore::new(db, Outbox::new(source), relay_handle));
+    let api = api::TicketApi::new(store.clone(), settings.region.clone(), platform.clock.clone());
+
+    let max = settings.grpc.max_message_bytes;
+    let server = TicketServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
+    routes.add_service(tonic::service::interceptor::InterceptedService::new(server, AuthInterceptor::new(platform.verifier.clone())));
+
+    let workers = vec![
+        tokio::spawn(relay.run(platform.workers_shutdown.clone())),
+        tokio::spawn(purge_idempotency_keys(store, platform.clock.clone(), platform.workers_shutdown.clone())),
+    ];
+    Ok(ServiceParts { name: SERVICE, grpc_services: vec![GRPC_SERVICE], workers })
+}
+
+/// Idempotency keys are kept at least 24 hours (the contract); older ones are removed hourly.
+async fn purge_idempotency_keys(store: Arc<store::TicketStore>, clock: desk_kit::clock::SharedClock, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(error) = store.purge_idempotency_keys(clock.now() - chrono::Duration::hours(48)).await {
+            tracing::warn!(error = %error, "idempotency key purge failed");
+        }
+    }
+}

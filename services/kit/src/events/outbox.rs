@@ -296,14 +296,9 @@ fn pending_row(row: &QueryResult) -> Result<PendingRow, DbErr> {
     })
 }
 
-/// A stable advisory-lock key per outbox table (FNV-1a), so each service's relays exclude each other only.
+/// A stable advisory-lock key per outbox table, so each service's relays exclude each other only.
 fn lock_key(table: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in table.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
+    crate::ids::stable_hash(table.as_bytes()) as i64
 }
 
 /// Counts rows not yet published: the outbox lag, for metrics and tests.

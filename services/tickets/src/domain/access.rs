@@ -34,7 +34,10 @@ impl Role {
     /// Roles that work tickets. Change and catalog roles are not among them: they act in other
     /// services and, on the desk, are requesters like anyone else.
     pub const fn works_tickets(self) -> bool {
-        matches!(self, Self::Agent | Self::Manager | Self::Admin | Self::Integrator)
+        matches!(
+            self,
+            Self::Agent | Self::Manager | Self::Admin | Self::Integrator
+        )
     }
 }
 
@@ -141,17 +144,23 @@ pub fn can_read(actor: &Actor, facts: &TicketAccessFacts) -> bool {
     actor.tenant == facts.tenant
         && (actor.is_staff()
             || actor.subject == facts.requester_id
-            || facts.watcher_ids.iter().any(|watcher| *watcher == actor.subject))
+            || facts.watcher_ids.contains(&actor.subject))
 }
 
 /// Whether the caller may comment: anyone who can read the ticket, but internal comments are for
 /// staff only.
-pub fn can_comment(actor: &Actor, facts: &TicketAccessFacts, visibility: Visibility) -> Result<(), AccessError> {
+pub fn can_comment(
+    actor: &Actor,
+    facts: &TicketAccessFacts,
+    visibility: Visibility,
+) -> Result<(), AccessError> {
     if !can_read(actor, facts) {
         return Err(AccessError::NotFound);
     }
     if visibility == Visibility::Internal && !actor.is_staff() {
-        return Err(AccessError::Denied { reason: "only staff may write internal comments" });
+        return Err(AccessError::Denied {
+            reason: "only staff may write internal comments",
+        });
     }
     Ok(())
 }
@@ -163,12 +172,19 @@ pub fn can_see_comment(actor: &Actor, visibility: Visibility) -> bool {
 
 /// Whether the request may set the fields it sets: staff may set anything; everyone else gets the
 /// full list of staff-only fields they tried to set.
-pub fn check_requester_fields(actor: &Actor, requested: &RequestedFields) -> Result<(), AccessError> {
+pub fn check_requester_fields(
+    actor: &Actor,
+    requested: &RequestedFields,
+) -> Result<(), AccessError> {
     if actor.is_staff() {
         return Ok(());
     }
     let fields = requested.staff_only_fields();
-    if fields.is_empty() { Ok(()) } else { Err(AccessError::StaffOnlyFields { fields }) }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(AccessError::StaffOnlyFields { fields })
+    }
 }
 
 /// Whether the caller works tickets: assigns, edits fields, moves status, logs work. Check
@@ -180,13 +196,21 @@ pub fn can_work(actor: &Actor) -> bool {
 
 /// Whether the caller may reopen a resolved ticket: staff, or its requester.
 pub fn can_reopen(actor: &Actor, facts: &TicketAccessFacts) -> Result<(), AccessError> {
-    staff_or_requester(actor, facts, "only staff or the requester may reopen a ticket")
+    staff_or_requester(
+        actor,
+        facts,
+        "only staff or the requester may reopen a ticket",
+    )
 }
 
 /// Whether the caller may close a resolved ticket: staff, or its requester accepting the
 /// resolution.
 pub fn can_close(actor: &Actor, facts: &TicketAccessFacts) -> Result<(), AccessError> {
-    staff_or_requester(actor, facts, "only staff or the requester may close a ticket")
+    staff_or_requester(
+        actor,
+        facts,
+        "only staff or the requester may close a ticket",
+    )
 }
 
 /// Whether the caller may rate the ticket: its requester only, since the rating measures their
@@ -198,7 +222,9 @@ pub fn can_rate(actor: &Actor, facts: &TicketAccessFacts) -> Result<(), AccessEr
     if actor.is_requester_of(facts) {
         Ok(())
     } else {
-        Err(AccessError::Denied { reason: "only the requester may rate a ticket" })
+        Err(AccessError::Denied {
+            reason: "only the requester may rate a ticket",
+        })
     }
 }
 
@@ -207,7 +233,11 @@ pub fn can_manage_settings(actor: &Actor) -> bool {
     actor.has(Role::Admin) || actor.has(Role::Manager)
 }
 
-fn staff_or_requester(actor: &Actor, facts: &TicketAccessFacts, reason: &'static str) -> Result<(), AccessError> {
+fn staff_or_requester(
+    actor: &Actor,
+    facts: &TicketAccessFacts,
+    reason: &'static str,
+) -> Result<(), AccessError> {
     if !can_read(actor, facts) {
         return Err(AccessError::NotFound);
     }
@@ -235,12 +265,19 @@ mod tests {
     }
 
     fn from_tenant(tenant: &str, actor: Actor) -> Actor {
-        Actor { tenant: tenant.into(), ..actor }
+        Actor {
+            tenant: tenant.into(),
+            ..actor
+        }
     }
 
     /// A ticket at acme raised by alice and watched by walter.
     fn ticket() -> TicketAccessFacts {
-        TicketAccessFacts { tenant: "acme".into(), requester_id: "alice".into(), watcher_ids: vec!["walter".into()] }
+        TicketAccessFacts {
+            tenant: "acme".into(),
+            requester_id: "alice".into(),
+            watcher_ids: vec!["walter".into()],
+        }
     }
 
     fn alice() -> Actor {
@@ -277,7 +314,12 @@ mod tests {
 
     #[test]
     fn requesters_and_other_practices_roles_are_not_staff() {
-        for role in [Role::Requester, Role::ChangeManager, Role::CabMember, Role::CatalogAdmin] {
+        for role in [
+            Role::Requester,
+            Role::ChangeManager,
+            Role::CabMember,
+            Role::CatalogAdmin,
+        ] {
             assert!(!actor("x", &[role]).is_staff(), "{role}");
         }
         assert!(!actor("x", &[]).is_staff());
@@ -309,13 +351,19 @@ mod tests {
     #[test]
     fn other_requesters_cannot_read_the_ticket() {
         assert!(!can_read(&mallory(), &ticket()));
-        assert!(!can_read(&actor("m", &[Role::ChangeManager, Role::CatalogAdmin]), &ticket()));
+        assert!(!can_read(
+            &actor("m", &[Role::ChangeManager, Role::CatalogAdmin]),
+            &ticket()
+        ));
     }
 
     #[test]
     fn no_one_reads_across_tenants() {
         for actor in [alice(), walter(), agent(), actor("root", &[Role::Admin])] {
-            assert!(!can_read(&from_tenant("globex", actor.clone()), &ticket()), "{actor:?}");
+            assert!(
+                !can_read(&from_tenant("globex", actor.clone()), &ticket()),
+                "{actor:?}"
+            );
         }
     }
 
@@ -328,16 +376,26 @@ mod tests {
 
     #[test]
     fn only_staff_may_comment_internally() {
-        assert_eq!(can_comment(&agent(), &ticket(), Visibility::Internal), Ok(()));
+        assert_eq!(
+            can_comment(&agent(), &ticket(), Visibility::Internal),
+            Ok(())
+        );
         let error = can_comment(&alice(), &ticket(), Visibility::Internal).expect_err("requester");
         assert_eq!(error.to_string(), "only staff may write internal comments");
     }
 
     #[test]
     fn commenting_on_an_unreadable_ticket_looks_like_a_missing_ticket() {
-        assert_eq!(can_comment(&mallory(), &ticket(), Visibility::Public), Err(AccessError::NotFound));
         assert_eq!(
-            can_comment(&from_tenant("globex", agent()), &ticket(), Visibility::Internal),
+            can_comment(&mallory(), &ticket(), Visibility::Public),
+            Err(AccessError::NotFound)
+        );
+        assert_eq!(
+            can_comment(
+                &from_tenant("globex", agent()),
+                &ticket(),
+                Visibility::Internal
+            ),
             Err(AccessError::NotFound)
         );
     }
@@ -351,14 +409,25 @@ mod tests {
 
     #[test]
     fn a_requester_may_send_the_ordinary_fields() {
-        assert_eq!(check_requester_fields(&alice(), &RequestedFields::default()), Ok(()));
+        assert_eq!(
+            check_requester_fields(&alice(), &RequestedFields::default()),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_requester_cannot_influence_priority() {
-        let requested = RequestedFields { urgency: true, ..RequestedFields::default() };
+        let requested = RequestedFields {
+            urgency: true,
+            ..RequestedFields::default()
+        };
         let error = check_requester_fields(&alice(), &requested).expect_err("urgency");
-        assert_eq!(error, AccessError::StaffOnlyFields { fields: vec!["urgency"] });
+        assert_eq!(
+            error,
+            AccessError::StaffOnlyFields {
+                fields: vec!["urgency"]
+            }
+        );
         assert_eq!(error.to_string(), "only staff may set urgency");
     }
 
@@ -399,9 +468,17 @@ mod tests {
 
     #[test]
     fn staff_may_set_any_field() {
-        let requested = RequestedFields { impact: true, assignee: true, major_incident: true, ..RequestedFields::default() };
+        let requested = RequestedFields {
+            impact: true,
+            assignee: true,
+            major_incident: true,
+            ..RequestedFields::default()
+        };
         assert_eq!(check_requester_fields(&agent(), &requested), Ok(()));
-        assert_eq!(check_requester_fields(&actor("monitor", &[Role::Integrator]), &requested), Ok(()));
+        assert_eq!(
+            check_requester_fields(&actor("monitor", &[Role::Integrator]), &requested),
+            Ok(())
+        );
     }
 
     #[test]
@@ -437,14 +514,23 @@ mod tests {
         assert_eq!(can_rate(&alice(), &ticket()), Ok(()));
         assert_eq!(
             can_rate(&agent(), &ticket()),
-            Err(AccessError::Denied { reason: "only the requester may rate a ticket" })
+            Err(AccessError::Denied {
+                reason: "only the requester may rate a ticket"
+            })
         );
-        assert!(matches!(can_rate(&walter(), &ticket()), Err(AccessError::Denied { .. })));
+        assert!(matches!(
+            can_rate(&walter(), &ticket()),
+            Err(AccessError::Denied { .. })
+        ));
     }
 
     #[test]
     fn strangers_get_not_found_for_every_ticket_action() {
-        for stranger in [mallory(), from_tenant("globex", alice()), from_tenant("globex", agent())] {
+        for stranger in [
+            mallory(),
+            from_tenant("globex", alice()),
+            from_tenant("globex", agent()),
+        ] {
             assert_eq!(can_reopen(&stranger, &ticket()), Err(AccessError::NotFound));
             assert_eq!(can_close(&stranger, &ticket()), Err(AccessError::NotFound));
             assert_eq!(can_rate(&stranger, &ticket()), Err(AccessError::NotFound));
@@ -455,7 +541,12 @@ mod tests {
     fn admins_and_managers_manage_settings() {
         assert!(can_manage_settings(&actor("a", &[Role::Admin])));
         assert!(can_manage_settings(&actor("m", &[Role::Manager])));
-        for role in [Role::Agent, Role::Integrator, Role::Requester, Role::CatalogAdmin] {
+        for role in [
+            Role::Agent,
+            Role::Integrator,
+            Role::Requester,
+            Role::CatalogAdmin,
+        ] {
             assert!(!can_manage_settings(&actor("x", &[role])), "{role}");
         }
     }
@@ -473,7 +564,10 @@ mod tests {
         ) {
             let stranger = from_tenant("globex", actor(subject, &roles));
             prop_assert!(!can_read(&stranger, &ticket()));
-            prop_assert_eq!(can_comment(&stranger, &ticket(), visibility), Err(AccessError::NotFound));
+            prop_assert_eq!(
+                can_comment(&stranger, &ticket(), visibility),
+                Err(AccessError::NotFound)
+            );
             prop_assert_eq!(can_reopen(&stranger, &ticket()), Err(AccessError::NotFound));
             prop_assert_eq!(can_close(&stranger, &ticket()), Err(AccessError::NotFound));
             prop_assert_eq!(can_rate(&stranger, &ticket()), Err(AccessError::NotFound));

@@ -31,9 +31,18 @@ impl Changes {
     }
 
     /// Records an optional `field` going from `old` to `new`, if they differ.
-    pub fn record_opt<T: ToString + PartialEq + ?Sized>(&mut self, field: &str, old: Option<&T>, new: Option<&T>) {
+    pub fn record_opt<T: ToString + PartialEq + ?Sized>(
+        &mut self,
+        field: &str,
+        old: Option<&T>,
+        new: Option<&T>,
+    ) {
         if old != new {
-            self.push(field, old.map(ToString::to_string), new.map(ToString::to_string));
+            self.push(
+                field,
+                old.map(ToString::to_string),
+                new.map(ToString::to_string),
+            );
         }
     }
 
@@ -67,7 +76,11 @@ impl Changes {
                 self.0.remove(index);
             }
             Some(index) => self.0[index].new = new,
-            None => self.0.push(FieldChange { field: field.to_owned(), old, new }),
+            None => self.0.push(FieldChange {
+                field: field.to_owned(),
+                old,
+                new,
+            }),
         }
     }
 }
@@ -98,7 +111,11 @@ mod tests {
     use crate::domain::ticket::{Level, Status};
 
     fn change(field: &str, old: Option<&str>, new: Option<&str>) -> FieldChange {
-        FieldChange { field: field.into(), old: old.map(Into::into), new: new.map(Into::into) }
+        FieldChange {
+            field: field.into(),
+            old: old.map(Into::into),
+            new: new.map(Into::into),
+        }
     }
 
     #[test]
@@ -126,7 +143,10 @@ mod tests {
         changes.record("title", "VPN down", "VPN drops hourly");
         assert_eq!(
             changes.into_vec(),
-            [change("status", Some("new"), Some("assigned")), change("title", Some("VPN down"), Some("VPN drops hourly"))]
+            [
+                change("status", Some("new"), Some("assigned")),
+                change("title", Some("VPN down"), Some("VPN drops hourly"))
+            ]
         );
     }
 
@@ -137,7 +157,10 @@ mod tests {
         changes.record_opt("category", Some("network"), None);
         assert_eq!(
             changes.into_vec(),
-            [change("assignee_id", None, Some("agent-7")), change("category", Some("network"), None)]
+            [
+                change("assignee_id", None, Some("agent-7")),
+                change("category", Some("network"), None)
+            ]
         );
     }
 
@@ -147,7 +170,10 @@ mod tests {
         changes.record("urgency", &Level::Low, &Level::High);
         changes.record("impact", &Level::Medium, &Level::High);
         changes.record("title", "a", "a");
-        assert_eq!(changes.field_names().collect::<Vec<_>>(), ["urgency", "impact"]);
+        assert_eq!(
+            changes.field_names().collect::<Vec<_>>(),
+            ["urgency", "impact"]
+        );
     }
 
     #[test]
@@ -155,7 +181,10 @@ mod tests {
         let mut changes = Changes::new();
         changes.record("status", &Status::New, &Status::Assigned);
         changes.record("status", &Status::Assigned, &Status::InProgress);
-        assert_eq!(changes.into_vec(), [change("status", Some("new"), Some("in_progress"))]);
+        assert_eq!(
+            changes.into_vec(),
+            [change("status", Some("new"), Some("in_progress"))]
+        );
     }
 
     #[test]
@@ -173,15 +202,24 @@ mod tests {
         changes.record("title", "a", "b");
         assert_eq!((&changes).into_iter().count(), 1);
         assert_eq!(changes.iter().count(), 1);
-        assert_eq!(changes.into_iter().map(|c| c.field).collect::<Vec<_>>(), ["title"]);
+        assert_eq!(
+            changes.into_iter().map(|c| c.field).collect::<Vec<_>>(),
+            ["title"]
+        );
     }
 
     #[test]
     fn a_field_change_round_trips_through_json() {
         let original = change("assignee_id", None, Some("agent-7"));
         let json = serde_json::to_string(&original).expect("serialize");
-        assert_eq!(json, r#"{"field":"assignee_id","old":null,"new":"agent-7"}"#);
-        assert_eq!(serde_json::from_str::<FieldChange>(&json).expect("deserialize"), original);
+        assert_eq!(
+            json,
+            r#"{"field":"assignee_id","old":null,"new":"agent-7"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<FieldChange>(&json).expect("deserialize"),
+            original
+        );
     }
 
     proptest! {
@@ -202,7 +240,11 @@ mod tests {
             }
             let first = values[0].map(|v| v.to_string());
             let last = values[values.len() - 1].map(|v| v.to_string());
-            let expected = if first == last { vec![] } else { vec![FieldChange { field: "assignee_id".into(), old: first, new: last }] };
+            let expected = if first == last {
+                vec![]
+            } else {
+                vec![FieldChange { field: "assignee_id".into(), old: first, new: last }]
+            };
             prop_assert_eq!(changes.into_vec(), expected);
         }
     }

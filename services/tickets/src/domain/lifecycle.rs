@@ -72,16 +72,24 @@ pub enum LifecycleError {
     #[error("a closed ticket is final and cannot move to {to}")]
     ClosedIsFinal { to: Status },
 
-    #[error("unknown resolution code \"{code}\"; expected one of: {}", ResolutionCode::NAMES.join(", "))]
+    #[error(
+        "unknown resolution code \"{code}\"; expected one of: {}",
+        ResolutionCode::NAMES.join(", ")
+    )]
     UnknownResolutionCode { code: String },
 
     #[error("resolution notes are required")]
     ResolutionNotesMissing,
 
-    #[error("resolution notes are {chars} characters long; at most {RESOLUTION_NOTES_MAX} are allowed")]
+    #[error(
+        "resolution notes are {chars} characters long; at most {RESOLUTION_NOTES_MAX} are allowed"
+    )]
     ResolutionNotesTooLong { chars: usize },
 
-    #[error("resolution notes must not contain control characters (found {})", validate::describe_character(*.position, *.character))]
+    #[error(
+        "resolution notes must not contain control characters (found {})",
+        validate::describe_character(*.position, *.character)
+    )]
     ResolutionNotesControlCharacter { position: usize, character: char },
 
     #[error("closed tickets cannot be reopened")]
@@ -95,12 +103,19 @@ pub enum LifecycleError {
         describe_duration(*.window),
         .ended_at.to_rfc3339_opts(SecondsFormat::Secs, true)
     )]
-    ReopenWindowEnded { window: Duration, ended_at: DateTime<Utc> },
+    ReopenWindowEnded {
+        window: Duration,
+        ended_at: DateTime<Utc>,
+    },
 
     #[error("{} ticket cannot be assigned{}", WithArticle(.status), reopen_hint(*.status))]
     NotAssignable { status: Status },
 
-    #[error("the fields of {} ticket cannot be edited{}", WithArticle(.status), reopen_hint(*.status))]
+    #[error(
+        "the fields of {} ticket cannot be edited{}",
+        WithArticle(.status),
+        reopen_hint(*.status)
+    )]
     NotEditable { status: Status },
 
     #[error("a closed ticket cannot be commented on")]
@@ -130,13 +145,35 @@ pub enum LifecycleError {
     #[error("{} link points outside the ticket service, not to a ticket", WithArticle(.kind))]
     LinkNeedsExternalTarget { kind: LinkKind },
 
-    #[error("{} link must start from {}, not {}", WithArticle(.kind), WithArticle(.expected), WithArticle(.actual))]
-    LinkSourceType { kind: LinkKind, expected: TicketType, actual: TicketType },
+    #[error(
+        "{} link must start from {}, not {}",
+        WithArticle(.kind),
+        WithArticle(.expected),
+        WithArticle(.actual)
+    )]
+    LinkSourceType {
+        kind: LinkKind,
+        expected: TicketType,
+        actual: TicketType,
+    },
 
-    #[error("{} link must point to {}, not {}", WithArticle(.kind), WithArticle(.expected), WithArticle(.actual))]
-    LinkTargetType { kind: LinkKind, expected: TicketType, actual: TicketType },
+    #[error(
+        "{} link must point to {}, not {}",
+        WithArticle(.kind),
+        WithArticle(.expected),
+        WithArticle(.actual)
+    )]
+    LinkTargetType {
+        kind: LinkKind,
+        expected: TicketType,
+        actual: TicketType,
+    },
 
-    #[error("a ticket can only duplicate one of its own type; {} cannot duplicate {}", WithArticle(.from), WithArticle(.to))]
+    #[error(
+        "a ticket can only duplicate one of its own type; {} cannot duplicate {}",
+        WithArticle(.from),
+        WithArticle(.to)
+    )]
     DuplicateTypeMismatch { from: TicketType, to: TicketType },
 }
 
@@ -176,7 +213,7 @@ impl LifecycleError {
 /// The statuses a ticket in `from` may move to with an ordinary transition. Reopening a resolved
 /// ticket is not one of them: it goes through [`check_reopen`].
 pub const fn allowed_targets(from: Status) -> &'static [Status] {
-    use Status::*;
+    use Status::{Assigned, Closed, InProgress, New, Pending, Resolved};
     match from {
         New => &[Assigned, InProgress, Pending, Resolved],
         Assigned => &[InProgress, Pending, Resolved],
@@ -210,8 +247,10 @@ pub fn check_transition(from: Status, to: Status) -> Result<(), LifecycleError> 
 /// within [`RESOLUTION_NOTES_MAX`] characters, on as many lines as needed. The notes are returned
 /// trimmed.
 pub fn check_resolution(code: &str, notes: &str) -> Result<Resolution, LifecycleError> {
-    let code = ResolutionCode::parse(code)
-        .ok_or_else(|| LifecycleError::UnknownResolutionCode { code: code.to_owned() })?;
+    let code =
+        ResolutionCode::parse(code).ok_or_else(|| LifecycleError::UnknownResolutionCode {
+            code: code.to_owned(),
+        })?;
     let notes = notes.trim();
     if notes.is_empty() {
         return Err(LifecycleError::ResolutionNotesMissing);
@@ -220,10 +259,18 @@ pub fn check_resolution(code: &str, notes: &str) -> Result<Resolution, Lifecycle
     if chars > RESOLUTION_NOTES_MAX {
         return Err(LifecycleError::ResolutionNotesTooLong { chars });
     }
-    if let Some((position, character)) = validate::first_forbidden_control(notes, LineBreaks::Allowed) {
-        return Err(LifecycleError::ResolutionNotesControlCharacter { position, character });
+    if let Some((position, character)) =
+        validate::first_forbidden_control(notes, LineBreaks::Allowed)
+    {
+        return Err(LifecycleError::ResolutionNotesControlCharacter {
+            position,
+            character,
+        });
     }
-    Ok(Resolution { code, notes: notes.to_owned() })
+    Ok(Resolution {
+        code,
+        notes: notes.to_owned(),
+    })
 }
 
 /// Whether a ticket resolved at `resolved_at` may be reopened `now`: it must still be resolved
@@ -241,7 +288,9 @@ pub fn check_reopen(
     }
     // A window too large to add is no limit at all.
     match resolved_at.checked_add_signed(window) {
-        Some(ended_at) if now > ended_at => Err(LifecycleError::ReopenWindowEnded { window, ended_at }),
+        Some(ended_at) if now > ended_at => {
+            Err(LifecycleError::ReopenWindowEnded { window, ended_at })
+        }
         _ => Ok(()),
     }
 }
@@ -260,7 +309,11 @@ pub const fn reopen_target(has_group: bool, has_assignee: bool) -> Status {
 
 /// Whether a ticket in `status` may be given a group or an assignee: not once it is resolved.
 pub fn check_assignable(status: Status) -> Result<(), LifecycleError> {
-    if status.is_open() { Ok(()) } else { Err(LifecycleError::NotAssignable { status }) }
+    if status.is_open() {
+        Ok(())
+    } else {
+        Err(LifecycleError::NotAssignable { status })
+    }
 }
 
 /// The status after an assignment: a new ticket that now has a group or assignee becomes
@@ -274,19 +327,31 @@ pub const fn status_after_assignment(current: Status, has_group_or_assignee: boo
 
 /// Whether a ticket's fields (title, impact, category, …) may be edited: only while it is open.
 pub fn check_field_edit(status: Status) -> Result<(), LifecycleError> {
-    if status.is_open() { Ok(()) } else { Err(LifecycleError::NotEditable { status }) }
+    if status.is_open() {
+        Ok(())
+    } else {
+        Err(LifecycleError::NotEditable { status })
+    }
 }
 
 /// Whether a ticket may be commented on: always, until it is closed — a requester may still
 /// answer a resolution.
 pub fn check_comment(status: Status) -> Result<(), LifecycleError> {
-    if status == Status::Closed { Err(LifecycleError::ClosedToComments) } else { Ok(()) }
+    if status == Status::Closed {
+        Err(LifecycleError::ClosedToComments)
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether a customer-satisfaction rating may be given: a value from [`RATING_MIN`] to
 /// [`RATING_MAX`], on a resolved or closed ticket, once. The value is checked first, so a bad
 /// request is reported as such whatever the ticket's state.
-pub fn check_rating(status: Status, rating: i32, already_rated: bool) -> Result<(), LifecycleError> {
+pub fn check_rating(
+    status: Status,
+    rating: i32,
+    already_rated: bool,
+) -> Result<(), LifecycleError> {
     if !(RATING_MIN..=RATING_MAX).contains(&rating) {
         return Err(LifecycleError::RatingOutOfRange { rating });
     }
@@ -337,21 +402,36 @@ pub fn check_link(
     };
     if let Some((expected_from, expected_to)) = expected {
         if from_type != expected_from {
-            return Err(LifecycleError::LinkSourceType { kind, expected: expected_from, actual: from_type });
+            return Err(LifecycleError::LinkSourceType {
+                kind,
+                expected: expected_from,
+                actual: from_type,
+            });
         }
         if to_type != expected_to {
-            return Err(LifecycleError::LinkTargetType { kind, expected: expected_to, actual: to_type });
+            return Err(LifecycleError::LinkTargetType {
+                kind,
+                expected: expected_to,
+                actual: to_type,
+            });
         }
     }
     if kind == LinkKind::DuplicateOf && from_type != to_type {
-        return Err(LifecycleError::DuplicateTypeMismatch { from: from_type, to: to_type });
+        return Err(LifecycleError::DuplicateTypeMismatch {
+            from: from_type,
+            to: to_type,
+        });
     }
     Ok(())
 }
 
 /// `assigned, in_progress, pending` — statuses as they appear in error texts.
 fn status_list(statuses: &[Status]) -> String {
-    statuses.iter().map(|status| status.as_str()).collect::<Vec<_>>().join(", ")
+    statuses
+        .iter()
+        .map(|status| status.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "; reopen it first" when reopening would help, for errors about resolved tickets.
@@ -369,7 +449,11 @@ fn describe_duration(duration: Duration) -> String {
         .into_iter()
         .find(|&(size, _)| seconds != 0 && seconds % size == 0)
         .map_or((seconds, "second"), |(size, unit)| (seconds / size, unit));
-    if amount == 1 { format!("1 {unit}") } else { format!("{amount} {unit}s") }
+    if amount == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{amount} {unit}s")
+    }
 }
 
 #[cfg(test)]
@@ -381,7 +465,9 @@ mod tests {
     use Status::{Assigned, Closed, InProgress, New, Pending, Resolved};
 
     fn at(hour: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 3, 3, hour, 0, 0).single().expect("a valid time")
+        Utc.with_ymd_and_hms(2025, 3, 3, hour, 0, 0)
+            .single()
+            .expect("a valid time")
     }
 
     const SEVEN_DAYS: Duration = Duration::days(7);
@@ -398,7 +484,13 @@ mod tests {
     #[test]
     fn closing_a_new_ticket_is_rejected_with_the_allowed_moves() {
         let error = check_transition(New, Closed).expect_err("new → closed");
-        assert_eq!(error, LifecycleError::TransitionNotAllowed { from: New, to: Closed });
+        assert_eq!(
+            error,
+            LifecycleError::TransitionNotAllowed {
+                from: New,
+                to: Closed
+            }
+        );
         assert_eq!(
             error.to_string(),
             "a new ticket cannot move to closed; allowed: assigned, in_progress, pending, resolved"
@@ -416,18 +508,28 @@ mod tests {
     fn an_assigned_ticket_cannot_go_back_to_new() {
         assert_eq!(
             check_transition(Assigned, New).map_err(|e| e.to_string()),
-            Err("an assigned ticket cannot move to new; allowed: in_progress, pending, resolved".into())
+            Err(
+                "an assigned ticket cannot move to new; allowed: in_progress, pending, resolved"
+                    .into()
+            )
         );
     }
 
     #[test]
     fn a_ticket_in_progress_may_be_handed_back_put_on_hold_or_resolved() {
         for to in [Assigned, Pending, Resolved] {
-            assert_eq!(check_transition(InProgress, to), Ok(()), "in_progress → {to}");
+            assert_eq!(
+                check_transition(InProgress, to),
+                Ok(()),
+                "in_progress → {to}"
+            );
         }
         assert_eq!(
             check_transition(InProgress, Closed).map_err(|e| e.to_string()),
-            Err("an in_progress ticket cannot move to closed; allowed: assigned, pending, resolved".into())
+            Err(
+                "an in_progress ticket cannot move to closed; allowed: assigned, pending, resolved"
+                    .into()
+            )
         );
     }
 
@@ -448,7 +550,10 @@ mod tests {
     #[test]
     fn a_resolved_ticket_returns_to_work_only_through_reopen() {
         for to in [New, Assigned, InProgress, Pending] {
-            assert_eq!(check_transition(Resolved, to), Err(LifecycleError::ReopenRequired { to }));
+            assert_eq!(
+                check_transition(Resolved, to),
+                Err(LifecycleError::ReopenRequired { to })
+            );
         }
         assert_eq!(
             LifecycleError::ReopenRequired { to: InProgress }.to_string(),
@@ -460,7 +565,10 @@ mod tests {
     fn a_closed_ticket_cannot_move_anywhere() {
         assert!(allowed_targets(Closed).is_empty());
         for &to in Status::ALL.iter().filter(|&&s| s != Closed) {
-            assert_eq!(check_transition(Closed, to), Err(LifecycleError::ClosedIsFinal { to }));
+            assert_eq!(
+                check_transition(Closed, to),
+                Err(LifecycleError::ClosedIsFinal { to })
+            );
         }
         assert_eq!(
             LifecycleError::ClosedIsFinal { to: InProgress }.to_string(),
@@ -471,16 +579,26 @@ mod tests {
     #[test]
     fn moving_to_the_same_status_is_rejected() {
         for &status in Status::ALL {
-            assert_eq!(check_transition(status, status), Err(LifecycleError::AlreadyInStatus { status }));
+            assert_eq!(
+                check_transition(status, status),
+                Err(LifecycleError::AlreadyInStatus { status })
+            );
         }
-        assert_eq!(LifecycleError::AlreadyInStatus { status: Pending }.to_string(), "the ticket is already pending");
+        assert_eq!(
+            LifecycleError::AlreadyInStatus { status: Pending }.to_string(),
+            "the ticket is already pending"
+        );
     }
 
     #[test]
     fn check_transition_agrees_with_allowed_targets_for_every_pair() {
         for &from in Status::ALL {
             for &to in Status::ALL {
-                assert_eq!(check_transition(from, to).is_ok(), allowed_targets(from).contains(&to), "{from} → {to}");
+                assert_eq!(
+                    check_transition(from, to).is_ok(),
+                    allowed_targets(from).contains(&to),
+                    "{from} → {to}"
+                );
             }
         }
     }
@@ -494,8 +612,11 @@ mod tests {
 
     #[test]
     fn only_a_resolved_ticket_can_be_closed() {
-        let sources: Vec<Status> =
-            Status::ALL.iter().copied().filter(|&from| allowed_targets(from).contains(&Closed)).collect();
+        let sources: Vec<Status> = Status::ALL
+            .iter()
+            .copied()
+            .filter(|&from| allowed_targets(from).contains(&Closed))
+            .collect();
         assert_eq!(sources, [Resolved]);
     }
 
@@ -512,11 +633,17 @@ mod tests {
 
     #[test]
     fn resolution_notes_are_trimmed_but_keep_their_lines() {
-        let resolution = check_resolution("solved_workaround", "  restart the agent\n\tthen log in  \n")
-            .expect("valid");
+        let resolution = check_resolution(
+            "solved_workaround",
+            "  restart the agent\n\tthen log in  \n",
+        )
+        .expect("valid");
         assert_eq!(
             resolution,
-            Resolution { code: ResolutionCode::SolvedWorkaround, notes: "restart the agent\n\tthen log in".into() }
+            Resolution {
+                code: ResolutionCode::SolvedWorkaround,
+                notes: "restart the agent\n\tthen log in".into()
+            }
         );
     }
 
@@ -526,17 +653,24 @@ mod tests {
         assert_eq!(error.field(), Some("resolution_code"));
         assert_eq!(
             error.to_string(),
-            "unknown resolution code \"fixed\"; expected one of: solved_permanently, solved_workaround, \
-             not_solved_not_reproducible, not_solved_too_costly, closed_by_caller, duplicate, fulfilled, rejected"
+            "unknown resolution code \"fixed\"; expected one of: solved_permanently, \
+             solved_workaround, not_solved_not_reproducible, not_solved_too_costly, \
+             closed_by_caller, duplicate, fulfilled, rejected"
         );
     }
 
     #[test]
     fn resolving_without_notes_is_rejected() {
         for blank in ["", " \n\t "] {
-            assert_eq!(check_resolution("duplicate", blank), Err(LifecycleError::ResolutionNotesMissing));
+            assert_eq!(
+                check_resolution("duplicate", blank),
+                Err(LifecycleError::ResolutionNotesMissing)
+            );
         }
-        assert_eq!(LifecycleError::ResolutionNotesMissing.field(), Some("resolution_notes"));
+        assert_eq!(
+            LifecycleError::ResolutionNotesMissing.field(),
+            Some("resolution_notes")
+        );
     }
 
     #[test]
@@ -544,7 +678,10 @@ mod tests {
         let longest = "é".repeat(RESOLUTION_NOTES_MAX);
         assert!(check_resolution("fulfilled", &longest).is_ok());
         let error = check_resolution("fulfilled", &format!("{longest}é")).expect_err("too long");
-        assert_eq!(error, LifecycleError::ResolutionNotesTooLong { chars: 10_001 });
+        assert_eq!(
+            error,
+            LifecycleError::ResolutionNotesTooLong { chars: 10_001 }
+        );
         assert_eq!(
             error.to_string(),
             "resolution notes are 10001 characters long; at most 10000 are allowed"
@@ -554,7 +691,13 @@ mod tests {
     #[test]
     fn resolution_notes_with_control_characters_are_rejected() {
         let error = check_resolution("fulfilled", "done\u{1b}[31m").expect_err("escape sequence");
-        assert_eq!(error, LifecycleError::ResolutionNotesControlCharacter { position: 4, character: '\u{1b}' });
+        assert_eq!(
+            error,
+            LifecycleError::ResolutionNotesControlCharacter {
+                position: 4,
+                character: '\u{1b}'
+            }
+        );
         assert_eq!(
             error.to_string(),
             "resolution notes must not contain control characters (found U+001B at character 5)"
@@ -570,21 +713,36 @@ mod tests {
 
     #[test]
     fn the_last_moment_of_the_window_still_counts() {
-        assert_eq!(check_reopen(Resolved, at(9), at(9) + SEVEN_DAYS, SEVEN_DAYS), Ok(()));
+        assert_eq!(
+            check_reopen(Resolved, at(9), at(9) + SEVEN_DAYS, SEVEN_DAYS),
+            Ok(())
+        );
     }
 
     #[test]
     fn reopening_after_the_window_is_rejected_with_when_it_ended() {
         let now = at(9) + SEVEN_DAYS + Duration::seconds(1);
         let error = check_reopen(Resolved, at(9), now, SEVEN_DAYS).expect_err("too late");
-        assert_eq!(error, LifecycleError::ReopenWindowEnded { window: SEVEN_DAYS, ended_at: at(9) + SEVEN_DAYS });
-        assert_eq!(error.to_string(), "the reopen window of 7 days ended at 2025-03-10T09:00:00Z");
+        assert_eq!(
+            error,
+            LifecycleError::ReopenWindowEnded {
+                window: SEVEN_DAYS,
+                ended_at: at(9) + SEVEN_DAYS
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "the reopen window of 7 days ended at 2025-03-10T09:00:00Z"
+        );
     }
 
     #[test]
     fn a_resolution_stamped_after_now_is_still_within_the_window() {
         // Clocks of different replicas disagree a little; that must not lock a requester out.
-        assert_eq!(check_reopen(Resolved, at(10), at(9), Duration::hours(1)), Ok(()));
+        assert_eq!(
+            check_reopen(Resolved, at(10), at(9), Duration::hours(1)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -722,7 +880,10 @@ mod tests {
 
     #[test]
     fn rating_twice_is_rejected() {
-        assert_eq!(check_rating(Closed, 4, true), Err(LifecycleError::AlreadyRated));
+        assert_eq!(
+            check_rating(Closed, 4, true),
+            Err(LifecycleError::AlreadyRated)
+        );
     }
 
     #[test]
@@ -749,7 +910,10 @@ mod tests {
     fn problem_fields_on_incidents_and_requests_are_rejected() {
         assert_eq!(
             check_problem_fields(TicketType::Incident).map_err(|e| e.to_string()),
-            Err("root cause, workaround and known error apply only to problems, not to an incident".into())
+            Err(
+                "root cause, workaround and known error apply only to problems, not to an incident"
+                    .into()
+            )
         );
         assert!(check_problem_fields(TicketType::ServiceRequest).is_err());
     }
@@ -758,49 +922,112 @@ mod tests {
     fn linking_a_ticket_to_itself_is_rejected() {
         for &kind in LinkKind::ALL {
             let to_type = kind.targets_ticket().then_some(TicketType::Incident);
-            assert_eq!(check_link(TicketType::Incident, kind, to_type, true), Err(LifecycleError::SelfLink));
+            assert_eq!(
+                check_link(TicketType::Incident, kind, to_type, true),
+                Err(LifecycleError::SelfLink)
+            );
         }
     }
 
     #[test]
     fn an_incident_links_to_its_problem() {
-        assert_eq!(check_link(TicketType::Incident, LinkKind::Problem, Some(TicketType::Problem), false), Ok(()));
+        assert_eq!(
+            check_link(
+                TicketType::Incident,
+                LinkKind::Problem,
+                Some(TicketType::Problem),
+                false
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_problem_link_from_anything_but_an_incident_is_rejected() {
-        let error = check_link(TicketType::ServiceRequest, LinkKind::Problem, Some(TicketType::Problem), false)
-            .expect_err("wrong source");
-        assert_eq!(error.to_string(), "a problem link must start from an incident, not a service_request");
+        let error = check_link(
+            TicketType::ServiceRequest,
+            LinkKind::Problem,
+            Some(TicketType::Problem),
+            false,
+        )
+        .expect_err("wrong source");
+        assert_eq!(
+            error.to_string(),
+            "a problem link must start from an incident, not a service_request"
+        );
         assert_eq!(error.field(), Some("kind"));
     }
 
     #[test]
     fn a_problem_link_to_anything_but_a_problem_is_rejected() {
-        let error = check_link(TicketType::Incident, LinkKind::Problem, Some(TicketType::Incident), false)
-            .expect_err("wrong target");
-        assert_eq!(error.to_string(), "a problem link must point to a problem, not an incident");
+        let error = check_link(
+            TicketType::Incident,
+            LinkKind::Problem,
+            Some(TicketType::Incident),
+            false,
+        )
+        .expect_err("wrong target");
+        assert_eq!(
+            error.to_string(),
+            "a problem link must point to a problem, not an incident"
+        );
         assert_eq!(error.field(), Some("target_id"));
     }
 
     #[test]
     fn a_problem_links_to_its_incidents() {
-        assert_eq!(check_link(TicketType::Problem, LinkKind::Incident, Some(TicketType::Incident), false), Ok(()));
         assert_eq!(
-            check_link(TicketType::Incident, LinkKind::Incident, Some(TicketType::Incident), false)
-                .map_err(|e| e.to_string()),
+            check_link(
+                TicketType::Problem,
+                LinkKind::Incident,
+                Some(TicketType::Incident),
+                false
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_link(
+                TicketType::Incident,
+                LinkKind::Incident,
+                Some(TicketType::Incident),
+                false
+            )
+            .map_err(|e| e.to_string()),
             Err("an incident link must start from a problem, not an incident".into())
         );
-        assert!(check_link(TicketType::Problem, LinkKind::Incident, Some(TicketType::Problem), false).is_err());
+        assert!(
+            check_link(
+                TicketType::Problem,
+                LinkKind::Incident,
+                Some(TicketType::Problem),
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn a_duplicate_must_be_of_the_same_type() {
-        assert_eq!(check_link(TicketType::Incident, LinkKind::DuplicateOf, Some(TicketType::Incident), false), Ok(()));
         assert_eq!(
-            check_link(TicketType::Incident, LinkKind::DuplicateOf, Some(TicketType::ServiceRequest), false)
-                .map_err(|e| e.to_string()),
-            Err("a ticket can only duplicate one of its own type; an incident cannot duplicate a service_request".into())
+            check_link(
+                TicketType::Incident,
+                LinkKind::DuplicateOf,
+                Some(TicketType::Incident),
+                false
+            ),
+            Ok(())
+        );
+        let error = check_link(
+            TicketType::Incident,
+            LinkKind::DuplicateOf,
+            Some(TicketType::ServiceRequest),
+            false,
+        )
+        .expect_err("different types");
+        assert_eq!(
+            error.to_string(),
+            "a ticket can only duplicate one of its own type; \
+             an incident cannot duplicate a service_request"
         );
     }
 
@@ -809,7 +1036,11 @@ mod tests {
         for kind in [LinkKind::Parent, LinkKind::Child, LinkKind::Related] {
             for &from in TicketType::ALL {
                 for &to in TicketType::ALL {
-                    assert_eq!(check_link(from, kind, Some(to), false), Ok(()), "{from} {kind} {to}");
+                    assert_eq!(
+                        check_link(from, kind, Some(to), false),
+                        Ok(()),
+                        "{from} {kind} {to}"
+                    );
                 }
             }
         }
@@ -825,7 +1056,10 @@ mod tests {
             );
         }
         assert_eq!(
-            LifecycleError::LinkNeedsExternalTarget { kind: LinkKind::CausedByChange }.to_string(),
+            LifecycleError::LinkNeedsExternalTarget {
+                kind: LinkKind::CausedByChange
+            }
+            .to_string(),
             "a caused_by_change link points outside the ticket service, not to a ticket"
         );
     }
@@ -833,7 +1067,8 @@ mod tests {
     #[test]
     fn ticket_links_without_a_target_ticket_are_rejected() {
         assert_eq!(
-            check_link(TicketType::Incident, LinkKind::Related, None, false).map_err(|e| e.to_string()),
+            check_link(TicketType::Incident, LinkKind::Related, None, false)
+                .map_err(|e| e.to_string()),
             Err("a related link must point to a ticket".into())
         );
     }
@@ -841,10 +1076,15 @@ mod tests {
     #[test]
     fn state_errors_name_no_field() {
         for error in [
-            LifecycleError::TransitionNotAllowed { from: New, to: Closed },
+            LifecycleError::TransitionNotAllowed {
+                from: New,
+                to: Closed,
+            },
             LifecycleError::ClosedCannotReopen,
             LifecycleError::AlreadyRated,
-            LifecycleError::ProblemFieldsOnly { ticket_type: TicketType::Incident },
+            LifecycleError::ProblemFieldsOnly {
+                ticket_type: TicketType::Incident,
+            },
         ] {
             assert_eq!(error.field(), None, "{error}");
         }

@@ -11,6 +11,7 @@
 //! - [`access`]: who may read, comment, work, reopen, close and rate; staff-only fields.
 //! - [`validate`]: field checks that collect every violation of a request.
 //! - [`history`]: the field-by-field record of what an update changed.
+//! - [`record`]: a ticket as the rules see it, typed, without storage or wire concerns.
 
 mod string_enum;
 
@@ -18,6 +19,7 @@ pub mod access;
 pub mod history;
 pub mod lifecycle;
 pub mod priority;
+pub mod record;
 pub mod ticket;
 pub mod validate;
 

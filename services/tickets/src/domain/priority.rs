@@ -54,7 +54,7 @@ impl PriorityMatrix {
     /// The ITIL textbook matrix: P1 for high × high down to P5 for low × low, each diagonal one
     /// step apart.
     pub const fn itil_default() -> Self {
-        use Priority::*;
+        use Priority::{P1, P2, P3, P4, P5};
         Self {
             table: [
                 // urgency:  high, medium, low
@@ -159,7 +159,9 @@ struct StoredMatrix {
 
 impl From<PriorityMatrix> for StoredMatrix {
     fn from(matrix: PriorityMatrix) -> Self {
-        Self { cells: matrix.cells().collect() }
+        Self {
+            cells: matrix.cells().collect(),
+        }
     }
 }
 
@@ -183,10 +185,20 @@ mod tests {
         PriorityMatrix::itil_default().cells().collect()
     }
 
-    fn with_cell(impact: Level, urgency: Level, priority: Priority) -> Vec<(Level, Level, Priority)> {
+    fn with_cell(
+        impact: Level,
+        urgency: Level,
+        priority: Priority,
+    ) -> Vec<(Level, Level, Priority)> {
         default_cells()
             .into_iter()
-            .map(|cell| if (cell.0, cell.1) == (impact, urgency) { (impact, urgency, priority) } else { cell })
+            .map(|cell| {
+                if (cell.0, cell.1) == (impact, urgency) {
+                    (impact, urgency, priority)
+                } else {
+                    cell
+                }
+            })
             .collect()
     }
 
@@ -205,7 +217,11 @@ mod tests {
             (Low, Low, P5),
         ];
         for (impact, urgency, priority) in expected {
-            assert_eq!(matrix.priority(impact, urgency), priority, "{impact} × {urgency}");
+            assert_eq!(
+                matrix.priority(impact, urgency),
+                priority,
+                "{impact} × {urgency}"
+            );
         }
     }
 
@@ -216,7 +232,10 @@ mod tests {
 
     #[test]
     fn the_itil_default_is_itself_a_valid_matrix() {
-        assert_eq!(PriorityMatrix::from_cells(&default_cells()), Ok(PriorityMatrix::itil_default()));
+        assert_eq!(
+            PriorityMatrix::from_cells(&default_cells()),
+            Ok(PriorityMatrix::itil_default())
+        );
     }
 
     #[test]
@@ -231,27 +250,43 @@ mod tests {
     fn cell_order_does_not_matter() {
         let mut cells = default_cells();
         cells.reverse();
-        assert_eq!(PriorityMatrix::from_cells(&cells), Ok(PriorityMatrix::itil_default()));
+        assert_eq!(
+            PriorityMatrix::from_cells(&cells),
+            Ok(PriorityMatrix::itil_default())
+        );
     }
 
     #[test]
     fn a_tenant_may_flatten_the_matrix() {
-        let cells: Vec<_> = default_cells().into_iter().map(|(i, u, _)| (i, u, P3)).collect();
+        let cells: Vec<_> = default_cells()
+            .into_iter()
+            .map(|(i, u, _)| (i, u, P3))
+            .collect();
         let matrix = PriorityMatrix::from_cells(&cells).expect("a flat matrix is monotonic");
         assert_eq!(matrix.priority(High, High), P3);
     }
 
     #[test]
     fn a_tenant_may_raise_a_cell_that_stays_monotonic() {
-        let matrix = PriorityMatrix::from_cells(&with_cell(High, Medium, P1)).expect("still monotonic");
+        let matrix =
+            PriorityMatrix::from_cells(&with_cell(High, Medium, P1)).expect("still monotonic");
         assert_eq!(matrix.priority(High, Medium), P1);
     }
 
     #[test]
     fn a_missing_cell_is_named() {
-        let cells: Vec<_> = default_cells().into_iter().filter(|c| (c.0, c.1) != (Medium, Low)).collect();
+        let cells: Vec<_> = default_cells()
+            .into_iter()
+            .filter(|c| (c.0, c.1) != (Medium, Low))
+            .collect();
         let error = PriorityMatrix::from_cells(&cells).expect_err("incomplete");
-        assert_eq!(error, MatrixError::MissingCell { impact: Medium, urgency: Low });
+        assert_eq!(
+            error,
+            MatrixError::MissingCell {
+                impact: Medium,
+                urgency: Low
+            }
+        );
         assert_eq!(
             error.to_string(),
             "impact medium, urgency low has no priority; the matrix needs all 9 combinations"
@@ -262,7 +297,10 @@ mod tests {
     fn an_empty_matrix_is_missing_its_first_cell() {
         assert_eq!(
             PriorityMatrix::from_cells(&[]),
-            Err(MatrixError::MissingCell { impact: High, urgency: High })
+            Err(MatrixError::MissingCell {
+                impact: High,
+                urgency: High
+            })
         );
     }
 
@@ -271,14 +309,24 @@ mod tests {
         let mut cells = default_cells();
         cells.push((Low, High, P3));
         let error = PriorityMatrix::from_cells(&cells).expect_err("duplicate");
-        assert_eq!(error, MatrixError::DuplicateCell { impact: Low, urgency: High });
-        assert_eq!(error.to_string(), "impact low, urgency high is given more than once");
+        assert_eq!(
+            error,
+            MatrixError::DuplicateCell {
+                impact: Low,
+                urgency: High
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "impact low, urgency high is given more than once"
+        );
     }
 
     #[test]
     fn raising_impact_may_not_lower_priority() {
         // high × low below medium × low (P4) is fine; P5 is not.
-        let error = PriorityMatrix::from_cells(&with_cell(High, Low, P5)).expect_err("not monotonic");
+        let error =
+            PriorityMatrix::from_cells(&with_cell(High, Low, P5)).expect_err("not monotonic");
         assert_eq!(
             error,
             MatrixError::NotMonotonic {
@@ -299,7 +347,8 @@ mod tests {
 
     #[test]
     fn raising_urgency_may_not_lower_priority() {
-        let error = PriorityMatrix::from_cells(&with_cell(Low, High, P5)).expect_err("not monotonic");
+        let error =
+            PriorityMatrix::from_cells(&with_cell(Low, High, P5)).expect_err("not monotonic");
         assert_eq!(
             error,
             MatrixError::NotMonotonic {
@@ -315,15 +364,27 @@ mod tests {
 
     #[test]
     fn a_less_severe_cell_may_not_outrank_its_neighbours() {
-        let error = PriorityMatrix::from_cells(&with_cell(Low, Low, P1)).expect_err("not monotonic");
-        assert!(matches!(error, MatrixError::NotMonotonic { below: P1, below_impact: Low, below_urgency: Low, .. }));
+        let error =
+            PriorityMatrix::from_cells(&with_cell(Low, Low, P1)).expect_err("not monotonic");
+        assert!(matches!(
+            error,
+            MatrixError::NotMonotonic {
+                below: P1,
+                below_impact: Low,
+                below_urgency: Low,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn the_matrix_round_trips_through_json() {
         let matrix = PriorityMatrix::from_cells(&with_cell(High, Medium, P1)).expect("valid");
         let json = serde_json::to_string(&matrix).expect("serialize");
-        assert_eq!(serde_json::from_str::<PriorityMatrix>(&json).expect("deserialize"), matrix);
+        assert_eq!(
+            serde_json::from_str::<PriorityMatrix>(&json).expect("deserialize"),
+            matrix
+        );
     }
 
     #[test]
@@ -340,7 +401,10 @@ mod tests {
         let mut json = serde_json::to_value(PriorityMatrix::itil_default()).expect("serialize");
         json["cells"][8] = serde_json::json!(["low", "low", "p1"]);
         let error = serde_json::from_value::<PriorityMatrix>(json).expect_err("invalid");
-        assert!(error.to_string().contains("must never lower priority"), "{error}");
+        assert!(
+            error.to_string().contains("must never lower priority"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -412,7 +476,9 @@ mod tests {
         }
 
         #[test]
-        fn every_monotonic_table_is_accepted_and_looks_up_its_cells(cells in any_monotonic_cells()) {
+        fn every_monotonic_table_is_accepted_and_looks_up_its_cells(
+            cells in any_monotonic_cells(),
+        ) {
             let matrix = PriorityMatrix::from_cells(&cells).expect("monotonic by construction");
             for (impact, urgency, priority) in cells {
                 prop_assert_eq!(matrix.priority(impact, urgency), priority);
@@ -423,7 +489,8 @@ mod tests {
         fn every_matrix_round_trips_through_json(cells in any_monotonic_cells()) {
             let matrix = PriorityMatrix::from_cells(&cells).expect("monotonic by construction");
             let json = serde_json::to_string(&matrix).expect("serialize");
-            prop_assert_eq!(serde_json::from_str::<PriorityMatrix>(&json).expect("deserialize"), matrix);
+            let read_back: PriorityMatrix = serde_json::from_str(&json).expect("deserialize");
+            prop_assert_eq!(read_back, matrix);
         }
 
         #[test]

@@ -1,10 +1,10 @@
 //! `string_enum!`: closed sets of values that travel as snake_case strings.
 //!
 //! Statuses, priorities, roles and the like are stored as text columns, appear in event subjects
-//! and JWT claims, and are read back from tenant settings. One macro gives every such enum the same
-//! surface — `as_str`, `parse`, `ALL`, `NAMES`, `Display` and serde as the same strings — so the
-//! wire name of a value is written exactly once and cannot drift between the database, the events
-//! and the JSON settings.
+//! and JWT claims, and are read back from tenant settings. One macro gives every such enum the
+//! same surface — `as_str`, `parse`, `ALL`, `NAMES`, `Display` and serde as the same strings — so
+//! the wire name of a value is written exactly once and cannot drift between the database, the
+//! events and the JSON settings.
 
 /// Declares a fieldless enum whose values map one-to-one onto `&'static str` names.
 ///
@@ -67,7 +67,10 @@ macro_rules! string_enum {
         }
 
         impl<'de> ::serde::Deserialize<'de> for $name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            fn deserialize<D>(deserializer: D) -> Result<Self, D::Error>
+            where
+                D: ::serde::Deserializer<'de>,
+            {
                 let text = <String as ::serde::Deserialize>::deserialize(deserializer)?;
                 Self::parse(&text)
                     .ok_or_else(|| ::serde::de::Error::unknown_variant(&text, Self::NAMES))

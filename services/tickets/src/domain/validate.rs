@@ -1,9 +1,9 @@
 //! Field validation that collects every violation instead of stopping at the first.
 //!
 //! A client fixing a form wants all of its mistakes at once, so each helper pushes onto a shared
-//! [`Violations`] and the API answers `INVALID_ARGUMENT` with all of them as `google.rpc.BadRequest`
-//! field violations. Lengths are counted in characters, not bytes, because that is what people
-//! type and what the limits are documented in.
+//! [`Violations`] and the API answers `INVALID_ARGUMENT` with all of them as
+//! `google.rpc.BadRequest` field violations. Lengths are counted in characters, not bytes,
+//! because that is what people type and what the limits are documented in.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -53,7 +53,10 @@ impl Violations {
     }
 
     pub fn push(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,14 +118,40 @@ impl<'a> IntoIterator for &'a Violations {
 /// `min_chars` applies to the trimmed value, so whitespace alone never counts as content; with
 /// `min_chars == 0` the field may be empty. `max_chars` applies to the value as given, because
 /// that is what gets stored.
-pub fn single_line(field: &str, value: &str, min_chars: usize, max_chars: usize, violations: &mut Violations) {
-    text(field, value, min_chars, max_chars, LineBreaks::Rejected, violations);
+pub fn single_line(
+    field: &str,
+    value: &str,
+    min_chars: usize,
+    max_chars: usize,
+    violations: &mut Violations,
+) {
+    text(
+        field,
+        value,
+        min_chars,
+        max_chars,
+        LineBreaks::Rejected,
+        violations,
+    );
 }
 
 /// Text that may span lines (a description, a comment): control characters are rejected except
 /// line feed, carriage return and tab. Lengths as in [`single_line`].
-pub fn multi_line(field: &str, value: &str, min_chars: usize, max_chars: usize, violations: &mut Violations) {
-    text(field, value, min_chars, max_chars, LineBreaks::Allowed, violations);
+pub fn multi_line(
+    field: &str,
+    value: &str,
+    min_chars: usize,
+    max_chars: usize,
+    violations: &mut Violations,
+) {
+    text(
+        field,
+        value,
+        min_chars,
+        max_chars,
+        LineBreaks::Allowed,
+        violations,
+    );
 }
 
 /// An optional category: absent is fine; present, it is one non-blank line of at most
@@ -149,12 +178,13 @@ pub fn idempotency_key(field: &str, value: &str, violations: &mut Violations) {
 /// subjects, so it is kept to characters that are safe in all of them.
 pub fn tenant_id(field: &str, value: &str, violations: &mut Violations) {
     if !is_tenant_id(value) {
-        violations.push(
-            field,
-            "must be 1 to 63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit",
-        );
+        violations.push(field, TENANT_ID_RULE);
     }
 }
+
+/// The tenant id pattern in words, for clients.
+const TENANT_ID_RULE: &str =
+    "must be 1 to 63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit";
 
 /// Time spent in one worklog entry: 1 to [`WORKLOG_MAX_MINUTES`] minutes.
 pub fn worklog_minutes(field: &str, minutes: i64, violations: &mut Violations) {
@@ -205,7 +235,10 @@ pub(crate) enum LineBreaks {
 }
 
 /// The first control character not allowed by `line_breaks`, with its character position.
-pub(crate) fn first_forbidden_control(value: &str, line_breaks: LineBreaks) -> Option<(usize, char)> {
+pub(crate) fn first_forbidden_control(
+    value: &str,
+    line_breaks: LineBreaks,
+) -> Option<(usize, char)> {
     value.chars().enumerate().find(|&(_, c)| {
         c.is_control() && (line_breaks == LineBreaks::Rejected || !matches!(c, '\n' | '\r' | '\t'))
     })
@@ -213,7 +246,11 @@ pub(crate) fn first_forbidden_control(value: &str, line_breaks: LineBreaks) -> O
 
 /// Describes a forbidden character so that invisible ones can be found: "U+0007 at character 5".
 pub(crate) fn describe_character(position: usize, character: char) -> String {
-    format!("U+{:04X} at character {}", u32::from(character), position + 1)
+    format!(
+        "U+{:04X} at character {}",
+        u32::from(character),
+        position + 1
+    )
 }
 
 fn text(
@@ -234,14 +271,20 @@ fn text(
     }
     let chars = value.chars().count();
     if chars > max_chars {
-        violations.push(field, format!("must be at most {max_chars} characters, not {chars}"));
+        violations.push(
+            field,
+            format!("must be at most {max_chars} characters, not {chars}"),
+        );
     }
     if let Some((position, character)) = first_forbidden_control(value, line_breaks) {
         let rule = match line_breaks {
             LineBreaks::Allowed => "must not contain control characters",
             LineBreaks::Rejected => "must be a single line without control characters",
         };
-        violations.push(field, format!("{rule} (found {})", describe_character(position, character)));
+        violations.push(
+            field,
+            format!("{rule} (found {})", describe_character(position, character)),
+        );
     }
 }
 
@@ -252,10 +295,15 @@ fn opaque(field: &str, value: &str, max_chars: usize, violations: &mut Violation
     }
     let chars = value.chars().count();
     if chars > max_chars {
-        violations.push(field, format!("must be at most {max_chars} characters, not {chars}"));
+        violations.push(
+            field,
+            format!("must be at most {max_chars} characters, not {chars}"),
+        );
     }
-    if let Some((position, character)) =
-        value.chars().enumerate().find(|&(_, c)| c.is_whitespace() || c.is_control())
+    if let Some((position, character)) = value
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| c.is_whitespace() || c.is_control())
     {
         violations.push(
             field,
@@ -308,7 +356,10 @@ mod tests {
         let error = violations.into_result().expect_err("two violations");
         let fields: Vec<&str> = error.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["title", "impact"]);
-        assert_eq!(error.to_string(), "title: must not be blank; impact: is not a level");
+        assert_eq!(
+            error.to_string(),
+            "title: must not be blank; impact: is not a level"
+        );
     }
 
     #[test]
@@ -323,7 +374,10 @@ mod tests {
 
     #[test]
     fn a_valid_title_passes() {
-        assert_eq!(check(|v| single_line("title", "VPN drops every hour", 1, TITLE_MAX, v)), []);
+        assert_eq!(
+            check(|v| single_line("title", "VPN drops every hour", 1, TITLE_MAX, v)),
+            []
+        );
     }
 
     #[test]
@@ -331,7 +385,10 @@ mod tests {
         for blank in ["", "   ", "\u{3000}"] {
             assert_eq!(
                 check(|v| single_line("title", blank, 1, TITLE_MAX, v)),
-                [FieldViolation { field: "title".into(), description: "must not be blank".into() }],
+                [FieldViolation {
+                    field: "title".into(),
+                    description: "must not be blank".into()
+                }],
                 "{blank:?}"
             );
         }
@@ -339,7 +396,10 @@ mod tests {
 
     #[test]
     fn an_optional_field_may_be_empty() {
-        assert_eq!(check(|v| multi_line("description", "", 0, DESCRIPTION_MAX, v)), []);
+        assert_eq!(
+            check(|v| multi_line("description", "", 0, DESCRIPTION_MAX, v)),
+            []
+        );
     }
 
     #[test]
@@ -348,14 +408,20 @@ mod tests {
             descriptions(|v| single_line("title", "  ab  ", 3, TITLE_MAX, v)),
             ["must be at least 3 characters"]
         );
-        assert_eq!(check(|v| single_line("title", "  abc  ", 3, TITLE_MAX, v)), []);
+        assert_eq!(
+            check(|v| single_line("title", "  abc  ", 3, TITLE_MAX, v)),
+            []
+        );
     }
 
     #[test]
     fn lengths_are_counted_in_characters_not_bytes() {
         let two_hundred_umlauts = "ä".repeat(TITLE_MAX);
         assert_eq!(two_hundred_umlauts.len(), 2 * TITLE_MAX);
-        assert_eq!(check(|v| single_line("title", &two_hundred_umlauts, 1, TITLE_MAX, v)), []);
+        assert_eq!(
+            check(|v| single_line("title", &two_hundred_umlauts, 1, TITLE_MAX, v)),
+            []
+        );
     }
 
     #[test]
@@ -369,10 +435,16 @@ mod tests {
 
     #[test]
     fn single_line_text_rejects_line_breaks_and_tabs() {
-        for (text, found) in [("a\nb", "U+000A at character 2"), ("\tab", "U+0009 at character 1"), ("ab\r", "U+000D at character 3")] {
+        for (text, found) in [
+            ("a\nb", "U+000A at character 2"),
+            ("\tab", "U+0009 at character 1"),
+            ("ab\r", "U+000D at character 3"),
+        ] {
             assert_eq!(
                 descriptions(|v| single_line("title", text, 1, TITLE_MAX, v)),
-                [format!("must be a single line without control characters (found {found})")],
+                [format!(
+                    "must be a single line without control characters (found {found})"
+                )],
                 "{text:?}"
             );
         }
@@ -380,15 +452,31 @@ mod tests {
 
     #[test]
     fn multi_line_text_accepts_line_breaks_and_tabs() {
-        assert_eq!(check(|v| multi_line("description", "steps:\r\n\t1. log in\n", 1, DESCRIPTION_MAX, v)), []);
+        assert_eq!(
+            check(|v| multi_line(
+                "description",
+                "steps:\r\n\t1. log in\n",
+                1,
+                DESCRIPTION_MAX,
+                v
+            )),
+            []
+        );
     }
 
     #[test]
     fn multi_line_text_rejects_other_control_characters() {
-        for (text, found) in [("bell\u{7}", "U+0007 at character 5"), ("\u{0}", "U+0000 at character 1"), ("del\u{7f}", "U+007F at character 4"), ("c1\u{85}", "U+0085 at character 3")] {
+        for (text, found) in [
+            ("bell\u{7}", "U+0007 at character 5"),
+            ("\u{0}", "U+0000 at character 1"),
+            ("del\u{7f}", "U+007F at character 4"),
+            ("c1\u{85}", "U+0085 at character 3"),
+        ] {
             assert_eq!(
                 descriptions(|v| multi_line("description", text, 0, DESCRIPTION_MAX, v)),
-                [format!("must not contain control characters (found {found})")],
+                [format!(
+                    "must not contain control characters (found {found})"
+                )],
                 "{text:?}"
             );
         }
@@ -414,24 +502,39 @@ mod tests {
     #[test]
     fn a_present_category_is_one_non_blank_line_within_the_limit() {
         assert_eq!(check(|v| category("category", Some("network/vpn"), v)), []);
-        assert_eq!(descriptions(|v| category("category", Some(" "), v)), ["must not be blank"]);
+        assert_eq!(
+            descriptions(|v| category("category", Some(" "), v)),
+            ["must not be blank"]
+        );
         assert_eq!(
             descriptions(|v| category("category", Some(&"c".repeat(CATEGORY_MAX + 1)), v)),
             ["must be at most 100 characters, not 101"]
         );
-        assert_eq!(descriptions(|v| category("category", Some("a\nb"), v)).len(), 1);
+        assert_eq!(
+            descriptions(|v| category("category", Some("a\nb"), v)).len(),
+            1
+        );
     }
 
     #[test]
     fn an_opaque_id_accepts_anything_visible() {
-        for value in ["u-1", "auth0|5f7c8ec7c33c6c004bbafe82", "grp:network", "0195c1f0-7a4e-7c3b-9a55-3f1d2e4b5c6d", "jürgen"] {
+        for value in [
+            "u-1",
+            "auth0|5f7c8ec7c33c6c004bbafe82",
+            "grp:network",
+            "0195c1f0-7a4e-7c3b-9a55-3f1d2e4b5c6d",
+            "jürgen",
+        ] {
             assert_eq!(check(|v| id("assignee_id", value, v)), [], "{value}");
         }
     }
 
     #[test]
     fn an_empty_id_is_rejected() {
-        assert_eq!(descriptions(|v| id("assignee_id", "", v)), ["must not be empty"]);
+        assert_eq!(
+            descriptions(|v| id("assignee_id", "", v)),
+            ["must not be empty"]
+        );
     }
 
     #[test]
@@ -455,9 +558,19 @@ mod tests {
 
     #[test]
     fn an_idempotency_key_may_be_at_most_128_characters() {
-        assert_eq!(check(|v| idempotency_key("idempotency_key", &"k".repeat(IDEMPOTENCY_KEY_MAX), v)), []);
-        assert_eq!(check(|v| idempotency_key("idempotency_key", &"k".repeat(IDEMPOTENCY_KEY_MAX + 1), v)).len(), 1);
-        assert_eq!(check(|v| idempotency_key("idempotency_key", "", v)).len(), 1);
+        assert_eq!(
+            check(|v| idempotency_key("idempotency_key", &"k".repeat(IDEMPOTENCY_KEY_MAX), v)),
+            []
+        );
+        assert_eq!(
+            check(|v| idempotency_key("idempotency_key", &"k".repeat(IDEMPOTENCY_KEY_MAX + 1), v))
+                .len(),
+            1
+        );
+        assert_eq!(
+            check(|v| idempotency_key("idempotency_key", "", v)).len(),
+            1
+        );
     }
 
     #[test]
@@ -469,10 +582,20 @@ mod tests {
 
     #[test]
     fn tenant_ids_that_could_break_keys_or_subjects_are_rejected() {
-        for invalid in ["", "Acme", "-acme", "_acme", "acme.emea", "acme emea", "acme*", "äcme", &"t".repeat(64)] {
+        for invalid in [
+            "",
+            "Acme",
+            "-acme",
+            "_acme",
+            "acme.emea",
+            "acme emea",
+            "acme*",
+            "äcme",
+            &"t".repeat(64),
+        ] {
             assert_eq!(
                 descriptions(|v| tenant_id("tenant", invalid, v)),
-                ["must be 1 to 63 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"],
+                [TENANT_ID_RULE],
                 "{invalid:?}"
             );
         }
@@ -481,7 +604,10 @@ mod tests {
     #[test]
     fn worklog_entries_last_between_a_minute_and_a_day() {
         assert_eq!(check(|v| worklog_minutes("minutes", 1, v)), []);
-        assert_eq!(check(|v| worklog_minutes("minutes", WORKLOG_MAX_MINUTES, v)), []);
+        assert_eq!(
+            check(|v| worklog_minutes("minutes", WORKLOG_MAX_MINUTES, v)),
+            []
+        );
         for invalid in [0, -5, WORKLOG_MAX_MINUTES + 1] {
             assert_eq!(
                 descriptions(|v| worklog_minutes("minutes", invalid, v)),
@@ -492,7 +618,10 @@ mod tests {
 
     #[test]
     fn a_list_over_its_maximum_is_rejected() {
-        assert_eq!(check(|v| max_items("watcher_ids", MAX_WATCHERS, MAX_WATCHERS, v)), []);
+        assert_eq!(
+            check(|v| max_items("watcher_ids", MAX_WATCHERS, MAX_WATCHERS, v)),
+            []
+        );
         assert_eq!(
             descriptions(|v| max_items("watcher_ids", MAX_WATCHERS + 1, MAX_WATCHERS, v)),
             ["must have at most 50 items, not 51"]
@@ -503,7 +632,10 @@ mod tests {
     fn each_repeated_item_is_reported_once() {
         assert_eq!(
             descriptions(|v| unique("watcher_ids", &["a", "b", "a", "c", "b", "a"], v)),
-            ["contains \"a\" more than once", "contains \"b\" more than once"]
+            [
+                "contains \"a\" more than once",
+                "contains \"b\" more than once"
+            ]
         );
         assert_eq!(check(|v| unique::<&str>("watcher_ids", &[], v)), []);
     }
@@ -520,13 +652,18 @@ mod tests {
         let ids = vec!["u1".to_owned(), "u1".to_owned(), "u2".to_owned()];
         assert_eq!(
             descriptions(|v| id_list("affected_ci_ids", &ids, 2, v)),
-            ["must have at most 2 items, not 3", "contains \"u1\" more than once"]
+            [
+                "must have at most 2 items, not 3",
+                "contains \"u1\" more than once"
+            ]
         );
     }
 
     proptest! {
         #[test]
-        fn single_line_text_is_accepted_exactly_when_it_is_visible_and_fits(text in "\\PC{0,12}|.*[\\x00-\\x1f\\x7f].*") {
+        fn single_line_text_is_accepted_exactly_when_it_is_visible_and_fits(
+            text in "\\PC{0,12}|.*[\\x00-\\x1f\\x7f].*",
+        ) {
             let found = check(|v| single_line("title", &text, 0, 10, v));
             let fits = text.chars().count() <= 10;
             let visible = !text.chars().any(char::is_control);
@@ -544,9 +681,10 @@ mod tests {
 
         #[test]
         fn tenant_id_matches_its_documented_pattern(value in "[a-z0-9_.A-Z -]{0,70}") {
+            let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
             let mut chars = value.chars();
-            let expected = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            let expected = chars.next().is_some_and(lower_or_digit)
+                && chars.all(|c| lower_or_digit(c) || c == '_' || c == '-')
                 && value.len() <= 63;
             prop_assert_eq!(check(|v| tenant_id("tenant", &value, v)).is_empty(), expected);
         }

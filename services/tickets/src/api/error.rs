@@ -1,0 +1,63 @@
+//! The tickets service's errors, and how each classifies into the platform's code table.
+
+use desk_kit::error::{ApiError, Classify, FieldViolation, classify_db_error};
+
+use crate::{
+    domain::{AccessError, LifecycleError, Violations},
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    /// Missing, or not the caller's to see: both answer alike so ids cannot be probed.
+    #[error("ticket not found")]
+    NotFound,
+    #[error("the ticket is at version {current}, not {expected}: reload it and try again")]
+    Stale { expected: i64, current: i64 },
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The caller's roles do not allow the call at all.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Violations> for TicketError {
+    fn from(violations: Violations) -> Self {
+        TicketError::Invalid(violations)
+    }
+}
+
+impl From<sea_orm::DbErr> for TicketError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        TicketError::Store(StoreError::Db(error))
+    }
+}
+
+impl Classify for TicketError {
+    fn classify(&self) -> ApiError {
+        match self {
+            TicketError::Invalid(violations) => ApiError::InvalidArgument(
+                violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.description.clone())).collect(),
+            ),
+            TicketError::NotFound | TicketError::Access(AccessError::NotFound) => ApiError::NotFound("ticket not found".into()),
+            TicketError::Stale { .. } => ApiError::Aborted(self.to_string()),
+            TicketError::Lifecycle(error) => match error.field() {
+                Some(field) => ApiError::invalid(field, error.to_string()),
+                None => ApiError::FailedPrecondition(error.to_string()),
+            },
+            TicketError::Access(error) => ApiError::PermissionDenied(error.to_string()),
+            TicketError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
+            TicketError::IdempotencyConflict(message) => ApiError::AlreadyExists(message.clone()),
+            TicketError::Store(StoreError::Db(error)) => classify_db_error(error),
+            TicketError::Store(StoreError::Corrupt(_)) => ApiError::Internal,
+        }
+    }
+}
