@@ -8,7 +8,8 @@
 #![allow(clippy::all, clippy::pedantic)]
 
 /// Every desk proto file plus the well-known types they import, for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/desk_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/desk_descriptor.bin"));
 
 pub mod common {
     pub mod v1 {

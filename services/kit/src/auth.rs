@@ -89,7 +89,10 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("keys", &self.keys.len()).field("issuer", &self.issuer).finish()
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .finish()
     }
 }
 
@@ -100,10 +103,20 @@ impl Verifier {
             keys.extend(load_jwks(path)?);
         }
         if let Some(secret) = &settings.dev_hs256_secret {
-            anyhow::ensure!(secret.expose().len() >= 32, "auth.dev_hs256_secret must be at least 32 bytes");
-            keys.push(TrustedKey { kid: None, algorithm: Algorithm::HS256, key: DecodingKey::from_secret(secret.expose().as_bytes()) });
+            anyhow::ensure!(
+                secret.expose().len() >= 32,
+                "auth.dev_hs256_secret must be at least 32 bytes"
+            );
+            keys.push(TrustedKey {
+                kid: None,
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(secret.expose().as_bytes()),
+            });
         }
-        anyhow::ensure!(!keys.is_empty(), "no token keys configured: set auth.jwks_file (or auth.dev_hs256_secret for development)");
+        anyhow::ensure!(
+            !keys.is_empty(),
+            "no token keys configured: set auth.jwks_file (or auth.dev_hs256_secret for development)"
+        );
         Ok(Verifier {
             keys,
             issuer: settings.issuer.clone(),
@@ -116,7 +129,8 @@ impl Verifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         // The key decides the algorithm: a token naming another algorithm for that key is refused.
         let candidates = self.keys.iter().filter(|k| {
-            k.algorithm == header.alg && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            k.algorithm == header.alg
+                && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
         let mut last_error = AuthError::UnknownKey;
         for trusted in candidates {
@@ -167,7 +181,8 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
 }
 
 fn load_jwks(path: &Path) -> anyhow::Result<Vec<TrustedKey>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?;
     let set: JwkSet = serde_json::from_str(&text)?;
     let mut keys = Vec::new();
     for jwk in &set.keys {
@@ -176,25 +191,47 @@ fn load_jwks(path: &Path) -> anyhow::Result<Vec<TrustedKey>> {
             (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
             (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
             (Some(KeyAlgorithm::EdDSA), _) => Algorithm::EdDSA,
-            (None, AlgorithmParameters::OctetKeyPair(p)) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
-            (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+            (None, AlgorithmParameters::OctetKeyPair(p)) if p.curve == EllipticCurve::Ed25519 => {
+                Algorithm::EdDSA
+            }
+            (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => {
+                Algorithm::ES256
+            }
             (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
             // HMAC keys and unknown algorithms are never trusted from a JWKS.
             _ => continue,
         };
-        keys.push(TrustedKey { kid: jwk.common.key_id.clone(), algorithm, key: DecodingKey::from_jwk(jwk)? });
+        keys.push(TrustedKey {
+            kid: jwk.common.key_id.clone(),
+            algorithm,
+            key: DecodingKey::from_jwk(jwk)?,
+        });
     }
-    anyhow::ensure!(!keys.is_empty(), "JWKS {} has no usable RS256/ES256/EdDSA key", path.display());
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "JWKS {} has no usable RS256/ES256/EdDSA key",
+        path.display()
+    );
     Ok(keys)
 }
 
 /// Mints a development token signed with the HS256 secret (what `desk token` and tests use).
 pub fn mint_dev_token(secret: &str, claims: &Claims) -> anyhow::Result<String> {
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))?)
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
 }
 
 /// Claims for a development token valid for `ttl_seconds` from now.
-pub fn dev_claims(settings: &AuthSettings, subject: &str, tenant: &str, roles: &[&str], ttl_seconds: i64) -> Claims {
+pub fn dev_claims(
+    settings: &AuthSettings,
+    subject: &str,
+    tenant: &str,
+    roles: &[&str],
+    ttl_seconds: i64,
+) -> Claims {
     let now = chrono::Utc::now().timestamp();
     Claims {
         sub: subject.to_owned(),
@@ -243,9 +280,15 @@ impl tonic::service::Interceptor for AuthInterceptor {
 }
 
 fn bearer_token<T>(request: &Request<T>) -> Result<&str, AuthError> {
-    let value = request.metadata().get("authorization").ok_or(AuthError::Missing)?;
+    let value = request
+        .metadata()
+        .get("authorization")
+        .ok_or(AuthError::Missing)?;
     let text = value.to_str().map_err(|_| AuthError::Malformed)?;
-    let token = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")).ok_or(AuthError::Malformed)?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .ok_or(AuthError::Malformed)?;
     Ok(token.trim())
 }
 
@@ -281,16 +324,28 @@ mod tests {
         let pem = include_bytes!("../testdata/ed25519-private.pem");
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some("test-ed25519".into());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_pem(pem).expect("test key")).expect("signs")
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &EncodingKey::from_ed_pem(pem).expect("test key"),
+        )
+        .expect("signs")
     }
 
     #[test]
     fn a_dev_token_verifies_into_a_principal() {
         let settings = dev_settings();
         let verifier = Verifier::from_settings(&settings).expect("verifier");
-        let token = mint_dev_token(SECRET, &dev_claims(&settings, "ana", "acme", &["agent"], 60)).expect("token");
+        let token = mint_dev_token(
+            SECRET,
+            &dev_claims(&settings, "ana", "acme", &["agent"], 60),
+        )
+        .expect("token");
         let principal = verifier.verify(&token).expect("valid");
-        assert_eq!((principal.subject.as_str(), principal.tenant.as_str()), ("ana", "acme"));
+        assert_eq!(
+            (principal.subject.as_str(), principal.tenant.as_str()),
+            ("ana", "acme")
+        );
         assert!(principal.has_role("agent"));
     }
 
@@ -298,7 +353,11 @@ mod tests {
     fn an_expired_token_is_refused() {
         let settings = dev_settings();
         let verifier = Verifier::from_settings(&settings).expect("verifier");
-        let token = mint_dev_token(SECRET, &dev_claims(&settings, "ana", "acme", &["agent"], -3600)).expect("token");
+        let token = mint_dev_token(
+            SECRET,
+            &dev_claims(&settings, "ana", "acme", &["agent"], -3600),
+        )
+        .expect("token");
         assert!(matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m == "expired"));
     }
 
@@ -308,17 +367,29 @@ mod tests {
         let verifier = Verifier::from_settings(&settings).expect("verifier");
         let mut claims = dev_claims(&settings, "ana", "acme", &["agent"], 60);
         claims.aud = "someone-else".into();
-        assert!(verifier.verify(&mint_dev_token(SECRET, &claims).expect("token")).is_err());
+        assert!(
+            verifier
+                .verify(&mint_dev_token(SECRET, &claims).expect("token"))
+                .is_err()
+        );
         let mut claims = dev_claims(&settings, "ana", "acme", &["agent"], 60);
         claims.iss = "evil".into();
-        assert!(verifier.verify(&mint_dev_token(SECRET, &claims).expect("token")).is_err());
+        assert!(
+            verifier
+                .verify(&mint_dev_token(SECRET, &claims).expect("token"))
+                .is_err()
+        );
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let settings = dev_settings();
         let verifier = Verifier::from_settings(&settings).expect("verifier");
-        let token = mint_dev_token("another-secret-that-is-also-32-bytes", &dev_claims(&settings, "ana", "acme", &[], 60)).expect("token");
+        let token = mint_dev_token(
+            "another-secret-that-is-also-32-bytes",
+            &dev_claims(&settings, "ana", "acme", &[], 60),
+        )
+        .expect("token");
         assert!(verifier.verify(&token).is_err());
     }
 
@@ -332,8 +403,18 @@ mod tests {
             engine.encode(r#"{"alg":"none","typ":"JWT"}"#),
             engine.encode(serde_json::to_vec(&claims).expect("json"))
         );
-        assert!(Verifier::from_settings(&dev_settings()).expect("verifier").verify(&token).is_err());
-        assert!(Verifier::from_settings(&jwks_settings()).expect("verifier").verify(&token).is_err());
+        assert!(
+            Verifier::from_settings(&dev_settings())
+                .expect("verifier")
+                .verify(&token)
+                .is_err()
+        );
+        assert!(
+            Verifier::from_settings(&jwks_settings())
+                .expect("verifier")
+                .verify(&token)
+                .is_err()
+        );
     }
 
     #[test]
@@ -350,8 +431,15 @@ mod tests {
         let settings = jwks_settings();
         let verifier = Verifier::from_settings(&settings).expect("verifier");
         let public_x = "IVqbM0mKPphMpt9gJGj9T_h5ccc2S7IXZR9iAmUl33A";
-        let token = mint_dev_token(public_x, &dev_claims(&settings, "evil", "acme", &["admin"], 60)).expect("token");
-        assert!(matches!(verifier.verify(&token), Err(AuthError::UnknownKey)));
+        let token = mint_dev_token(
+            public_x,
+            &dev_claims(&settings, "evil", "acme", &["admin"], 60),
+        )
+        .expect("token");
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(AuthError::UnknownKey)
+        ));
     }
 
     #[test]

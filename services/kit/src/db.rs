@@ -49,7 +49,11 @@ impl Db {
         }
         let mut options = ConnectOptions::new(url.to_owned());
         options
-            .max_connections(if sqlite { max_connections.clamp(1, 8) } else { max_connections })
+            .max_connections(if sqlite {
+                max_connections.clamp(1, 8)
+            } else {
+                max_connections
+            })
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
@@ -64,7 +68,10 @@ impl Db {
             });
         }
         let connection = Database::connect(options).await?;
-        Ok(Db { connection, sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))) })
+        Ok(Db {
+            connection,
+            sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
+        })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -86,7 +93,10 @@ impl Db {
             None => None,
         };
         let transaction = self.connection.begin().await?;
-        Ok(WriteTxn { transaction, _writer: writer })
+        Ok(WriteTxn {
+            transaction,
+            _writer: writer,
+        })
     }
 
     /// A cheap round trip, for readiness.
@@ -96,16 +106,21 @@ impl Db {
 }
 
 fn create_sqlite_folder(url: &str) {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
-    if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            let _ = std::fs::create_dir_all(parent);
-        }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        let _ = std::fs::create_dir_all(parent);
     }
 }
 
 /// True when the error is a unique-constraint violation (on either backend).
 pub fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }

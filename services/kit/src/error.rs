@@ -17,7 +17,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -78,7 +81,11 @@ impl From<ApiError> for Status {
                         .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
                         .collect::<Vec<_>>(),
                 );
-                Status::with_error_details(Code::InvalidArgument, format!("invalid request: {summary}"), details)
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid request: {summary}"),
+                    details,
+                )
             }
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::AlreadyExists(m) => Status::already_exists(m),
@@ -126,7 +133,9 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 pub fn classify_db_error(error: &sea_orm::DbErr) -> ApiError {
     use sea_orm::DbErr;
     match error {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => ApiError::Unavailable("the database is not reachable; retry shortly".into()),
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+            ApiError::Unavailable("the database is not reachable; retry shortly".into())
+        }
         _ => ApiError::Internal,
     }
 }
@@ -145,7 +154,11 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();
         let bad_request = details.bad_request().expect("bad request details");
-        let fields: Vec<_> = bad_request.field_violations.iter().map(|v| v.field.as_str()).collect();
+        let fields: Vec<_> = bad_request
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
         assert_eq!(fields, ["title", "impact"]);
     }
 

@@ -28,6 +28,31 @@ pub struct Platform {
     pub workers_shutdown: CancellationToken,
 }
 
+impl Platform {
+    /// Connects to NATS (waiting until it answers) and loads the token keys.
+    pub async fn connect(settings: Settings, clock: SharedClock) -> anyhow::Result<Platform> {
+        anyhow::ensure!(
+            !settings.nats.url.is_empty(),
+            "no NATS URL: set DESK_NATS__URL (or run `desk up`, which starts one)"
+        );
+        let verifier = Arc::new(Verifier::from_settings(&settings.auth)?);
+        let nats = crate::events::streams::connect(
+            &settings.nats.url,
+            &format!("desk-{}", settings.region),
+        )
+        .await?;
+        let jetstream = jetstream::new(nats.clone());
+        Ok(Platform {
+            settings,
+            nats,
+            jetstream,
+            verifier,
+            clock,
+            workers_shutdown: CancellationToken::new(),
+        })
+    }
+}
+
 /// What one service contributes to a process besides its routes.
 pub struct ServiceParts {
     /// `tickets`, `cmdb`...
@@ -59,9 +84,15 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(desk_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
 
-    let grpc_services: Vec<&'static str> = services.iter().flat_map(|s| s.grpc_services.iter().copied()).collect();
+    let grpc_services: Vec<&'static str> = services
+        .iter()
+        .flat_map(|s| s.grpc_services.iter().copied())
+        .collect();
     let workers: Vec<JoinHandle<()>> = services.into_iter().flat_map(|s| s.workers).collect();
     // Migrations ran and NATS answered while the services were built: the process is ready.
     set_all(&health, &grpc_services, ServingStatus::Serving).await;
@@ -73,7 +104,12 @@ pub async fn serve(
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: not serving, draining in-flight calls");
-        set_all(&health_on_shutdown, &names_on_shutdown, ServingStatus::NotServing).await;
+        set_all(
+            &health_on_shutdown,
+            &names_on_shutdown,
+            ServingStatus::NotServing,
+        )
+        .await;
         drain_signal.cancel();
     };
 
@@ -90,7 +126,10 @@ pub async fn serve(
 
     platform.workers_shutdown.cancel();
     for worker in workers {
-        if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker).await.is_err() {
+        if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker)
+            .await
+            .is_err()
+        {
             tracing::warn!("a worker did not stop in time");
         }
     }
@@ -98,7 +137,11 @@ pub async fn serve(
     Ok(())
 }
 
-async fn set_all(health: &tonic_health::server::HealthReporter, services: &[&'static str], status: ServingStatus) {
+async fn set_all(
+    health: &tonic_health::server::HealthReporter,
+    services: &[&'static str],
+    status: ServingStatus,
+) {
     health.set_service_status("", status).await;
     for name in services {
         health.set_service_status(*name, status).await;

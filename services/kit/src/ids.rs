@@ -29,12 +29,19 @@ pub fn parse_id(text: &str) -> Option<RegionalId> {
         return None;
     }
     let uuid = Uuid::try_parse(rest).ok()?;
-    Some(RegionalId { region: region.to_owned(), uuid })
+    Some(RegionalId {
+        region: region.to_owned(),
+        uuid,
+    })
 }
 
 /// Region names: lower-case letters and digits, 1..=16 chars (they appear in NATS subjects and ids).
 pub fn is_region(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 16 && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    !text.is_empty()
+        && text.len() <= 16
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A stable 64-bit FNV-1a hash: the same input gives the same value in every process and version,
@@ -56,12 +63,25 @@ mod tests {
     fn an_id_round_trips_through_its_text_form() {
         let uuid = new_uuid();
         let text = format_id("emea", uuid);
-        assert_eq!(parse_id(&text), Some(RegionalId { region: "emea".into(), uuid }));
+        assert_eq!(
+            parse_id(&text),
+            Some(RegionalId {
+                region: "emea".into(),
+                uuid
+            })
+        );
     }
 
     #[test]
     fn malformed_ids_do_not_parse() {
-        for text in ["", "emea", "emea-", "EMEA-0192f3c4-0000-7000-8000-000000000000", "emea-not-a-uuid", "-0192f3c4-0000-7000-8000-000000000000"] {
+        for text in [
+            "",
+            "emea",
+            "emea-",
+            "EMEA-0192f3c4-0000-7000-8000-000000000000",
+            "emea-not-a-uuid",
+            "-0192f3c4-0000-7000-8000-000000000000",
+        ] {
             assert_eq!(parse_id(text), None, "{text}");
         }
     }

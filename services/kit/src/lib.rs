@@ -9,6 +9,7 @@
 //! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, the inbox.
 //! - [`clock`]: injected time.
 //! - [`ids`]: region-qualified public ids.
+//! - [`nats_server`]: finding a nats-server >= 2.10 to start.
 //! - [`paging`]: opaque cursor tokens.
 //! - [`host`]: composing services into one server with health, reflection, gRPC-Web and ordered shutdown.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod events;
 pub mod host;
 pub mod ids;
+pub mod nats_server;
 pub mod paging;
 pub mod settings;
 pub mod telemetry;

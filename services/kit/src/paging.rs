@@ -6,7 +6,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 /// Encodes a cursor (any serde value, typically the sort key of the last item returned).
 pub fn encode_cursor<T: Serialize>(cursor: &T) -> String {
-    serde_json::to_vec(cursor).map(|bytes| URL_SAFE_NO_PAD.encode(bytes)).unwrap_or_default()
+    serde_json::to_vec(cursor)
+        .map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
+        .unwrap_or_default()
 }
 
 /// Decodes a token from [`encode_cursor`]; `None` when it was tampered with or is from another list.
@@ -30,7 +32,10 @@ mod tests {
     #[test]
     fn a_cursor_round_trips_and_garbage_does_not_decode() {
         let token = encode_cursor(&("2026-11-25T10:00:00Z", 42));
-        assert_eq!(decode_cursor::<(String, i64)>(&token), Some(("2026-11-25T10:00:00Z".into(), 42)));
+        assert_eq!(
+            decode_cursor::<(String, i64)>(&token),
+            Some(("2026-11-25T10:00:00Z".into(), 42))
+        );
         assert_eq!(decode_cursor::<(String, i64)>("not a token"), None);
     }
 

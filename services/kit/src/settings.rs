@@ -122,7 +122,12 @@ impl Settings {
             builder = builder.add_source(config::File::from(path));
         }
         let settings: Settings = builder
-            .add_source(config::Environment::with_prefix("DESK").prefix_separator("_").separator("__").try_parsing(true))
+            .add_source(
+                config::Environment::with_prefix("DESK")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
             .build()?
             .try_deserialize()?;
         settings.check()?;
@@ -156,7 +161,10 @@ impl Settings {
         if !self.database.url.expose().is_empty() {
             return self.database.url.expose().clone();
         }
-        format!("sqlite://{}?mode=rwc", self.data_dir.join(format!("{service}.sqlite")).display())
+        format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join(format!("{service}.sqlite")).display()
+        )
     }
 }
 
@@ -168,7 +176,10 @@ mod tests {
     fn defaults_give_a_local_sqlite_database_per_service() {
         let settings = Settings::defaults();
         assert_eq!(settings.region, "local");
-        assert_eq!(settings.database_url_for("tickets"), "sqlite://.desk-data/tickets.sqlite?mode=rwc");
+        assert_eq!(
+            settings.database_url_for("tickets"),
+            "sqlite://.desk-data/tickets.sqlite?mode=rwc"
+        );
     }
 
     #[test]

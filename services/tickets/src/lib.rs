@@ -43,36 +43,73 @@ pub async fn open_database(platform_settings: &desk_kit::settings::Settings) -> 
 
 /// Builds the tickets service for a process: registers its gRPC service in `routes` and starts its
 /// outbox relay.
-pub async fn build(platform: &Platform, routes: &mut RoutesBuilder) -> anyhow::Result<ServiceParts> {
+pub async fn build(
+    platform: &Platform,
+    routes: &mut RoutesBuilder,
+) -> anyhow::Result<ServiceParts> {
     let settings = &platform.settings;
     let db = open_database(settings).await?;
     let source = EventSource::new(settings.region.clone(), SERVICE);
     streams::ensure_stream(&platform.jetstream, &source, &settings.nats).await?;
 
     let relay_handle = RelayHandle::default();
-    let relay = OutboxRelay::new(db.clone(), platform.jetstream.clone(), source.clone(), settings.outbox.clone(), relay_handle.clone());
-    let store = Arc::new(store::TicketStore::new(db, Outbox::new(source), relay_handle));
-    let api = api::TicketApi::new(store.clone(), settings.region.clone(), platform.clock.clone());
+    let relay = OutboxRelay::new(
+        db.clone(),
+        platform.jetstream.clone(),
+        source.clone(),
+        settings.outbox.clone(),
+        relay_handle.clone(),
+    );
+    let store = Arc::new(store::TicketStore::new(
+        db,
+        Outbox::new(source),
+        relay_handle,
+    ));
+    let api = api::TicketApi::new(
+        store.clone(),
+        settings.region.clone(),
+        platform.clock.clone(),
+    );
 
     let max = settings.grpc.max_message_bytes;
-    let server = TicketServiceServer::new(api).max_decoding_message_size(max).max_encoding_message_size(max);
-    routes.add_service(tonic::service::interceptor::InterceptedService::new(server, AuthInterceptor::new(platform.verifier.clone())));
+    let server = TicketServiceServer::new(api)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    routes.add_service(tonic::service::interceptor::InterceptedService::new(
+        server,
+        AuthInterceptor::new(platform.verifier.clone()),
+    ));
 
     let workers = vec![
         tokio::spawn(relay.run(platform.workers_shutdown.clone())),
-        tokio::spawn(purge_idempotency_keys(store, platform.clock.clone(), platform.workers_shutdown.clone())),
+        tokio::spawn(purge_idempotency_keys(
+            store,
+            platform.clock.clone(),
+            platform.workers_shutdown.clone(),
+        )),
     ];
-    Ok(ServiceParts { name: SERVICE, grpc_services: vec![GRPC_SERVICE], workers })
+    Ok(ServiceParts {
+        name: SERVICE,
+        grpc_services: vec![GRPC_SERVICE],
+        workers,
+    })
 }
 
 /// Idempotency keys are kept at least 24 hours (the contract); older ones are removed hourly.
-async fn purge_idempotency_keys(store: Arc<store::TicketStore>, clock: desk_kit::clock::SharedClock, shutdown: tokio_util::sync::CancellationToken) {
+async fn purge_idempotency_keys(
+    store: Arc<store::TicketStore>,
+    clock: desk_kit::clock::SharedClock,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
             _ = shutdown.cancelled() => return,
         }
-        if let Err(error) = store.purge_idempotency_keys(clock.now() - chrono::Duration::hours(48)).await {
+        if let Err(error) = store
+            .purge_idempotency_keys(clock.now() - chrono::Duration::hours(48))
+            .await
+        {
             tracing::warn!(error = %error, "idempotency key purge failed");
         }
     }

@@ -13,7 +13,10 @@ pub struct EventSource {
 
 impl EventSource {
     pub fn new(region: impl Into<String>, service: &'static str) -> Self {
-        Self { region: region.into(), service }
+        Self {
+            region: region.into(),
+            service,
+        }
     }
 
     /// `desk.<region>.<service>.<aggregate>.<event>`
@@ -33,7 +36,11 @@ impl EventSource {
 
     /// `DESK_<REGION>_<SERVICE>`
     pub fn stream_name(&self) -> String {
-        format!("DESK_{}_{}", self.region.to_uppercase(), self.service.to_uppercase())
+        format!(
+            "DESK_{}_{}",
+            self.region.to_uppercase(),
+            self.service.to_uppercase()
+        )
     }
 
     /// Everything this service publishes in this region.
@@ -43,7 +50,10 @@ impl EventSource {
 
     /// Where a consumer of this service parks events it gave up on.
     pub fn dead_letter_subject(&self, consumer: &str) -> String {
-        format!("desk.{}.{}.deadletter.{consumer}", self.region, self.service)
+        format!(
+            "desk.{}.{}.deadletter.{consumer}",
+            self.region, self.service
+        )
     }
 }
 
@@ -62,8 +72,20 @@ pub struct OutgoingEvent {
 }
 
 impl OutgoingEvent {
-    pub fn new(aggregate: &'static str, event: &'static str, aggregate_id: impl Into<String>, tenant: impl Into<String>, message: &impl prost::Message) -> Self {
-        Self { aggregate, event, aggregate_id: aggregate_id.into(), tenant: tenant.into(), payload: message.encode_to_vec() }
+    pub fn new(
+        aggregate: &'static str,
+        event: &'static str,
+        aggregate_id: impl Into<String>,
+        tenant: impl Into<String>,
+        message: &impl prost::Message,
+    ) -> Self {
+        Self {
+            aggregate,
+            event,
+            aggregate_id: aggregate_id.into(),
+            tenant: tenant.into(),
+            payload: message.encode_to_vec(),
+        }
     }
 }
 
@@ -87,11 +109,19 @@ impl CloudEventAttributes {
         headers.insert("ce-id", self.id.to_string().as_str());
         headers.insert("ce-source", self.source.as_str());
         headers.insert("ce-type", self.ce_type.as_str());
-        headers.insert("ce-time", self.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).as_str());
+        headers.insert(
+            "ce-time",
+            self.time
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .as_str(),
+        );
         headers.insert("ce-subject", self.subject.as_str());
         headers.insert("ce-tenant", self.tenant.as_str());
         headers.insert("Content-Type", "application/protobuf");
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, self.id.to_string().as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            self.id.to_string().as_str(),
+        );
         if let Some(traceparent) = &self.traceparent {
             headers.insert("traceparent", traceparent.as_str());
         }
@@ -110,7 +140,9 @@ impl CloudEventAttributes {
             ce_type: get("ce-type")?,
             subject: get("ce-subject").unwrap_or_default(),
             tenant: get("ce-tenant").unwrap_or_default(),
-            time: DateTime::parse_from_rfc3339(&get("ce-time")?).ok()?.with_timezone(&Utc),
+            time: DateTime::parse_from_rfc3339(&get("ce-time")?)
+                .ok()?
+                .with_timezone(&Utc),
             traceparent: get("traceparent"),
         })
     }
@@ -139,8 +171,14 @@ mod tests {
     #[test]
     fn names_follow_the_event_contract() {
         let source = EventSource::new("emea", "tickets");
-        assert_eq!(source.subject("ticket", "created"), "desk.emea.tickets.ticket.created");
-        assert_eq!(source.ce_type("ticket", "created"), "desk.tickets.ticket.created.v1");
+        assert_eq!(
+            source.subject("ticket", "created"),
+            "desk.emea.tickets.ticket.created"
+        );
+        assert_eq!(
+            source.ce_type("ticket", "created"),
+            "desk.tickets.ticket.created.v1"
+        );
         assert_eq!(source.ce_source(), "/desk/emea/tickets");
         assert_eq!(source.stream_name(), "DESK_EMEA_TICKETS");
         assert_eq!(source.stream_subjects(), "desk.emea.tickets.>");
@@ -154,11 +192,21 @@ mod tests {
             ce_type: "desk.tickets.ticket.created.v1".into(),
             subject: "emea-0192".into(),
             tenant: "acme".into(),
-            time: DateTime::parse_from_rfc3339("2026-11-25T10:00:00.123456Z").expect("time").with_timezone(&Utc),
+            time: DateTime::parse_from_rfc3339("2026-11-25T10:00:00.123456Z")
+                .expect("time")
+                .with_timezone(&Utc),
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         };
         let headers = attributes.to_headers();
-        assert_eq!(headers.get(async_nats::header::NATS_MESSAGE_ID).map(|v| v.as_str().to_owned()), Some(attributes.id.to_string()));
-        assert_eq!(CloudEventAttributes::from_headers(&headers), Some(attributes));
+        assert_eq!(
+            headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|v| v.as_str().to_owned()),
+            Some(attributes.id.to_string())
+        );
+        assert_eq!(
+            CloudEventAttributes::from_headers(&headers),
+            Some(attributes)
+        );
     }
 }

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::{StreamExt, future::BoxFuture};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, sea_query::{Alias, Expr, ExprTrait, Query}};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbErr,
+    sea_query::{Alias, Expr, ExprTrait, Query},
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -39,7 +42,11 @@ impl From<DbErr> for HandlerError {
 
 /// Applies one event inside the inbox transaction. Must not commit it.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle<'a>(&'a self, txn: &'a DatabaseTransaction, event: &'a IncomingEvent) -> BoxFuture<'a, Result<(), HandlerError>>;
+    fn handle<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        event: &'a IncomingEvent,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
 /// Where and how a consumer reads.
@@ -57,20 +64,33 @@ pub struct ConsumerSpec {
 }
 
 impl ConsumerSpec {
-    pub fn new(durable: impl Into<String>, stream: impl Into<String>, filter_subjects: Vec<String>) -> Self {
+    pub fn new(
+        durable: impl Into<String>,
+        stream: impl Into<String>,
+        filter_subjects: Vec<String>,
+    ) -> Self {
         Self {
             durable: durable.into(),
             stream: stream.into(),
             filter_subjects,
             max_deliver: 5,
-            backoff: vec![Duration::from_millis(200), Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)],
+            backoff: vec![
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
             ack_wait: Duration::from_secs(30),
         }
     }
 
     fn retry_delay(&self, delivered: i64) -> Duration {
         let index = usize::try_from(delivered.saturating_sub(1)).unwrap_or(0);
-        self.backoff.get(index).or(self.backoff.last()).copied().unwrap_or(Duration::from_secs(1))
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
     }
 }
 
@@ -94,8 +114,20 @@ pub struct InboxConsumer<H> {
 }
 
 impl<H: EventHandler> InboxConsumer<H> {
-    pub fn new(db: Db, jetstream: jetstream::Context, owner: EventSource, spec: ConsumerSpec, handler: H) -> Self {
-        Self { db, jetstream, owner, spec, handler }
+    pub fn new(
+        db: Db,
+        jetstream: jetstream::Context,
+        owner: EventSource,
+        spec: ConsumerSpec,
+        handler: H,
+    ) -> Self {
+        Self {
+            db,
+            jetstream,
+            owner,
+            spec,
+            handler,
+        }
     }
 
     /// Creates the durable consumer when missing (idempotent).
@@ -110,7 +142,9 @@ impl<H: EventHandler> InboxConsumer<H> {
             max_deliver: self.spec.max_deliver + 1,
             ..Default::default()
         };
-        Ok(stream.get_or_create_consumer(&self.spec.durable, config).await?)
+        Ok(stream
+            .get_or_create_consumer(&self.spec.durable, config)
+            .await?)
     }
 
     /// Consumes until `shutdown`, stopping at a message boundary.
@@ -140,11 +174,21 @@ impl<H: EventHandler> InboxConsumer<H> {
     /// Handles one delivered message and acks, naks or dead-letters it.
     pub async fn process(&self, message: &jetstream::Message) -> anyhow::Result<Disposition> {
         let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
-        let Some(attributes) = message.headers.as_ref().and_then(CloudEventAttributes::from_headers) else {
-            self.dead_letter(message, "missing or malformed CloudEvents headers").await?;
+        let Some(attributes) = message
+            .headers
+            .as_ref()
+            .and_then(CloudEventAttributes::from_headers)
+        else {
+            self.dead_letter(message, "missing or malformed CloudEvents headers")
+                .await?;
             return Ok(Disposition::DeadLettered);
         };
-        let event = IncomingEvent { nats_subject: message.subject.to_string(), attributes, payload: message.payload.clone(), delivered };
+        let event = IncomingEvent {
+            nats_subject: message.subject.to_string(),
+            attributes,
+            payload: message.payload.clone(),
+            delivered,
+        };
         let span = tracing::info_span!("consume", consumer = %self.spec.durable, event.id = %event.attributes.id, event.type = %event.attributes.ce_type);
         crate::telemetry::set_remote_parent(&span, event.attributes.traceparent.as_deref());
         let _entered = span.enter();
@@ -189,7 +233,11 @@ impl<H: EventHandler> InboxConsumer<H> {
         let record = Query::insert()
             .into_table(table)
             .columns(["consumer", "event_id", "processed_at"].map(Alias::new))
-            .values([Expr::value(self.spec.durable.clone()), Expr::value(event.attributes.id), Expr::value(chrono::Utc::now())])
+            .values([
+                Expr::value(self.spec.durable.clone()),
+                Expr::value(event.attributes.id),
+                Expr::value(chrono::Utc::now()),
+            ])
             .map_err(|e| HandlerError::Retry(e.to_string()))?
             .to_owned();
         txn.execute(&record).await?;
@@ -202,13 +250,19 @@ impl<H: EventHandler> InboxConsumer<H> {
         headers.insert("desk-error", reason);
         headers.insert("desk-original-subject", message.subject.as_str());
         // A fresh message id: the original's would be dropped as a duplicate if it came from our own stream.
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("dlq-{}-{}", self.spec.durable, uuid::Uuid::now_v7()).as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("dlq-{}-{}", self.spec.durable, uuid::Uuid::now_v7()).as_str(),
+        );
         let subject = self.owner.dead_letter_subject(&self.spec.durable);
         self.jetstream
             .publish_with_headers(subject, headers, message.payload.clone())
             .await?
             .await?;
-        message.ack_with(AckKind::Term).await.map_err(|e| anyhow::anyhow!(e))?;
+        message
+            .ack_with(AckKind::Term)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         tracing::warn!(reason = %reason, consumer = %self.spec.durable, "event dead-lettered");
         Ok(())
     }

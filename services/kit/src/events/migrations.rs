@@ -2,10 +2,7 @@
 //! `<service>_inbox`), so services can share one database without sharing tables; a service's
 //! migrator lists [`outbox_migration`] and [`inbox_migration`] beside its own migrations.
 
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::DbErr,
-};
+use sea_orm_migration::{prelude::*, sea_orm::DbErr};
 
 pub fn outbox_table(service: &str) -> String {
     format!("{service}_outbox")
@@ -16,11 +13,17 @@ pub fn inbox_table(service: &str) -> String {
 }
 
 pub fn outbox_migration(service: &'static str) -> Box<dyn MigrationTrait> {
-    Box::new(CreateOutbox { name: format!("m20261125_000001_create_{service}_outbox"), service })
+    Box::new(CreateOutbox {
+        name: format!("m20261125_000001_create_{service}_outbox"),
+        service,
+    })
 }
 
 pub fn inbox_migration(service: &'static str) -> Box<dyn MigrationTrait> {
-    Box::new(CreateInbox { name: format!("m20261125_000002_create_{service}_inbox"), service })
+    Box::new(CreateInbox {
+        name: format!("m20261125_000002_create_{service}_inbox"),
+        service,
+    })
 }
 
 struct CreateOutbox {
@@ -44,17 +47,31 @@ impl MigrationTrait for CreateOutbox {
                     .table(table.clone())
                     .if_not_exists()
                     // Publication order; also the relay's cursor.
-                    .col(ColumnDef::new("seq").big_integer().not_null().auto_increment().primary_key())
+                    .col(
+                        ColumnDef::new("seq")
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new("event_id").uuid().not_null().unique_key())
                     .col(ColumnDef::new("nats_subject").string().not_null())
                     .col(ColumnDef::new("ce_type").string().not_null())
                     .col(ColumnDef::new("ce_source").string().not_null())
                     .col(ColumnDef::new("ce_subject").string().not_null())
                     .col(ColumnDef::new("tenant").string().not_null())
-                    .col(ColumnDef::new("ce_time").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("ce_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("traceparent").string().null())
                     .col(ColumnDef::new("payload").blob().not_null())
-                    .col(ColumnDef::new("published_at").timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new("published_at")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     // The JetStream sequence the ack gave; lets the relay re-publish what a NATS crash lost.
                     .col(ColumnDef::new("stream_seq").big_integer().null())
                     .to_owned(),
@@ -95,7 +112,11 @@ impl MigrationTrait for CreateInbox {
                     .if_not_exists()
                     .col(ColumnDef::new("consumer").string().not_null())
                     .col(ColumnDef::new("event_id").uuid().not_null())
-                    .col(ColumnDef::new("processed_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("processed_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("consumer").col("event_id"))
                     .to_owned(),
             )

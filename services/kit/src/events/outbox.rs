@@ -19,7 +19,10 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult, sea_query::{Alias, Expr, ExprTrait, Order, Query}};
+use sea_orm::{
+    ConnectionTrait, DbErr, QueryResult,
+    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -48,11 +51,29 @@ impl Outbox {
     }
 
     /// Stages `event` in `txn`; it is published only if `txn` commits. Returns the event id.
-    pub async fn stage<C: ConnectionTrait>(&self, txn: &C, event: OutgoingEvent, now: DateTime<Utc>) -> Result<Uuid, DbErr> {
+    pub async fn stage<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        event: OutgoingEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid, DbErr> {
         let id = Uuid::now_v7();
         let statement = Query::insert()
             .into_table(Alias::new(&self.table))
-            .columns(["event_id", "nats_subject", "ce_type", "ce_source", "ce_subject", "tenant", "ce_time", "traceparent", "payload"].map(Alias::new))
+            .columns(
+                [
+                    "event_id",
+                    "nats_subject",
+                    "ce_type",
+                    "ce_source",
+                    "ce_subject",
+                    "tenant",
+                    "ce_time",
+                    "traceparent",
+                    "payload",
+                ]
+                .map(Alias::new),
+            )
             .values([
                 Expr::value(id),
                 Expr::value(self.source.subject(event.aggregate, event.event)),
@@ -111,9 +132,22 @@ pub struct BatchOutcome {
 }
 
 impl OutboxRelay {
-    pub fn new(db: Db, jetstream: jetstream::Context, source: EventSource, settings: OutboxSettings, handle: RelayHandle) -> Self {
+    pub fn new(
+        db: Db,
+        jetstream: jetstream::Context,
+        source: EventSource,
+        settings: OutboxSettings,
+        handle: RelayHandle,
+    ) -> Self {
         let table = outbox_table(source.service);
-        Self { db, jetstream, source, table, settings, handle }
+        Self {
+            db,
+            jetstream,
+            source,
+            table,
+            settings,
+            handle,
+        }
     }
 
     /// Publishes until `shutdown`, then returns at a batch boundary.
@@ -150,10 +184,11 @@ impl OutboxRelay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    if failures == 1 || failures % 50 == 0 {
+                    if failures == 1 || failures.is_multiple_of(50) {
                         tracing::warn!(error = %error, failures, "outbox relay cannot publish; will retry");
                     }
-                    let backoff = Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 5)));
+                    let backoff =
+                        Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 5)));
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => break,
@@ -191,12 +226,29 @@ impl OutboxRelay {
                 .transpose()?
                 .unwrap_or(false);
             if !locked {
-                return Ok(BatchOutcome { locked_out: true, ..BatchOutcome::default() });
+                return Ok(BatchOutcome {
+                    locked_out: true,
+                    ..BatchOutcome::default()
+                });
             }
         }
         let limit = Ord::max(self.settings.batch_size, 1);
         let select = Query::select()
-            .columns(["seq", "event_id", "nats_subject", "ce_type", "ce_source", "ce_subject", "tenant", "ce_time", "traceparent", "payload"].map(Alias::new))
+            .columns(
+                [
+                    "seq",
+                    "event_id",
+                    "nats_subject",
+                    "ce_type",
+                    "ce_source",
+                    "ce_subject",
+                    "tenant",
+                    "ce_time",
+                    "traceparent",
+                    "payload",
+                ]
+                .map(Alias::new),
+            )
             .from(Alias::new(&self.table))
             .and_where(Expr::col(Alias::new("published_at")).is_null())
             .order_by(Alias::new("seq"), Order::Asc)
@@ -208,7 +260,8 @@ impl OutboxRelay {
             return Ok(BatchOutcome::default());
         }
         let full = rows.len() as u64 == limit;
-        let pending: Vec<PendingRow> = rows.iter().map(pending_row).collect::<Result<_, DbErr>>()?;
+        let pending: Vec<PendingRow> =
+            rows.iter().map(pending_row).collect::<Result<_, DbErr>>()?;
 
         // Pipeline the publishes, then collect the acks in order: one round trip per batch, not per event.
         let mut acks = Vec::with_capacity(pending.len());
@@ -216,7 +269,12 @@ impl OutboxRelay {
             let message = PublishMessage::build()
                 .payload(row.payload.clone().into())
                 .headers(row.attributes.to_headers());
-            acks.push((row.seq, self.jetstream.send_publish(row.subject.clone(), message).await));
+            acks.push((
+                row.seq,
+                self.jetstream
+                    .send_publish(row.subject.clone(), message)
+                    .await,
+            ));
         }
         let now = Utc::now();
         let mut published = 0;
@@ -230,7 +288,13 @@ impl OutboxRelay {
                 Ok(ack) if first_error.is_none() => {
                     let update = Query::update()
                         .table(Alias::new(&self.table))
-                        .values([("published_at", Expr::value(now)), ("stream_seq", Expr::value(ack.sequence as i64))].map(|(c, v)| (Alias::new(c), v)))
+                        .values(
+                            [
+                                ("published_at", Expr::value(now)),
+                                ("stream_seq", Expr::value(ack.sequence as i64)),
+                            ]
+                            .map(|(c, v)| (Alias::new(c), v)),
+                        )
                         .and_where(Expr::col(Alias::new("seq")).eq(seq))
                         .to_owned();
                     txn.execute(&update).await?;
@@ -245,8 +309,14 @@ impl OutboxRelay {
         txn.commit().await?;
         match first_error {
             // What was acknowledged is marked; the rest stays pending for the next pass.
-            Some(error) => Err(error.context(format!("published {published} of {}", pending.len()))),
-            None => Ok(BatchOutcome { published, full, locked_out: false }),
+            Some(error) => {
+                Err(error.context(format!("published {published} of {}", pending.len())))
+            }
+            None => Ok(BatchOutcome {
+                published,
+                full,
+                locked_out: false,
+            }),
         }
     }
 
@@ -257,7 +327,13 @@ impl OutboxRelay {
         let last_sequence = stream.get_info().await?.state.last_sequence as i64;
         let update = Query::update()
             .table(Alias::new(&self.table))
-            .values([(Alias::new("published_at"), Expr::value(Option::<DateTime<Utc>>::None)), (Alias::new("stream_seq"), Expr::value(Option::<i64>::None))])
+            .values([
+                (
+                    Alias::new("published_at"),
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                ),
+                (Alias::new("stream_seq"), Expr::value(Option::<i64>::None)),
+            ])
             .and_where(Expr::col(Alias::new("stream_seq")).gt(last_sequence))
             .to_owned();
         let txn = self.db.begin_write().await?;
@@ -309,5 +385,8 @@ pub async fn pending_count(db: &Db, service: &str) -> Result<i64, DbErr> {
         .and_where(Expr::col(Alias::new("published_at")).is_null())
         .to_owned();
     let row = db.connection().query_one(&select).await?;
-    Ok(row.map(|r| r.try_get::<i64>("", "pending")).transpose()?.unwrap_or(0))
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "pending"))
+        .transpose()?
+        .unwrap_or(0))
 }

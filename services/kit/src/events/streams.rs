@@ -17,13 +17,20 @@ pub fn stream_config(source: &EventSource, settings: &NatsSettings) -> stream::C
         max_age: Duration::from_secs(settings.stream_max_age_hours.saturating_mul(3600)),
         max_bytes: settings.stream_max_bytes,
         duplicate_window: Duration::from_secs(settings.duplicate_window_seconds.max(120)),
-        description: Some(format!("events of the desk {} service in region {}", source.service, source.region)),
+        description: Some(format!(
+            "events of the desk {} service in region {}",
+            source.service, source.region
+        )),
         ..Default::default()
     }
 }
 
 /// Creates the stream, or brings an existing one's limits up to date.
-pub async fn ensure_stream(jetstream: &jetstream::Context, source: &EventSource, settings: &NatsSettings) -> anyhow::Result<()> {
+pub async fn ensure_stream(
+    jetstream: &jetstream::Context,
+    source: &EventSource,
+    settings: &NatsSettings,
+) -> anyhow::Result<()> {
     let config = stream_config(source, settings);
     let mut stream = jetstream.get_or_create_stream(config.clone()).await?;
     let current = stream.info().await?.config.clone();

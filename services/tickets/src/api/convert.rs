@@ -9,14 +9,17 @@ use prost_types::Timestamp;
 
 use crate::{
     domain::{
-        Actor, Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix, Status, SupportTier,
-        TicketType, Violations, Visibility, record::Ticket,
+        Actor, Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix,
+        Status, SupportTier, TicketType, Violations, Visibility, record::Ticket,
     },
     store::{HistoryEntry, TicketSettings, entities},
 };
 
 pub fn timestamp(at: DateTime<Utc>) -> Option<Timestamp> {
-    Some(Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 })
+    Some(Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    })
 }
 
 /// A proto enum value that must be set: unspecified or unknown values are violations.
@@ -220,7 +223,10 @@ pub fn ticket_to_pb(region: &str, t: &Ticket) -> pb::Ticket {
         urgency: level_to_pb(t.urgency) as i32,
         priority: priority_to_pb(t.priority) as i32,
         status: status_to_pb(t.status) as i32,
-        pending_reason: t.pending_reason.map_or(pb::PendingReason::Unspecified, pending_reason_to_pb) as i32,
+        pending_reason: t
+            .pending_reason
+            .map_or(pb::PendingReason::Unspecified, pending_reason_to_pb)
+            as i32,
         assignment_group_id: t.assignment_group_id.clone().unwrap_or_default(),
         assignee_id: t.assignee_id.clone().unwrap_or_default(),
         tier: tier_to_pb(t.tier) as i32,
@@ -260,7 +266,8 @@ pub fn comment_to_pb(region: &str, c: &entities::comment::Model) -> pb::Comment 
         author_id: c.author_id.clone(),
         author_name: c.author_name.clone().unwrap_or_default(),
         body: c.body.clone(),
-        visibility: Visibility::parse(&c.visibility).map_or(pb::Visibility::Unspecified, visibility_to_pb) as i32,
+        visibility: Visibility::parse(&c.visibility)
+            .map_or(pb::Visibility::Unspecified, visibility_to_pb) as i32,
         create_time: timestamp(c.created_at),
     }
 }
@@ -338,18 +345,36 @@ pub fn settings_to_pb(settings: &TicketSettings) -> pb::TicketSettings {
 }
 
 /// Parses settings from the wire; every bad cell is a violation.
-pub fn settings_from_pb(settings: &pb::TicketSettings, violations: &mut Violations) -> Option<TicketSettings> {
+pub fn settings_from_pb(
+    settings: &pb::TicketSettings,
+    violations: &mut Violations,
+) -> Option<TicketSettings> {
     let mut cells = Vec::new();
     for (index, cell) in settings.priority_matrix.iter().enumerate() {
-        let impact = required(&format!("settings.priority_matrix[{index}].impact"), level(cell.impact), violations);
-        let urgency = required(&format!("settings.priority_matrix[{index}].urgency"), level(cell.urgency), violations);
-        let priority = required(&format!("settings.priority_matrix[{index}].priority"), priority(cell.priority), violations);
+        let impact = required(
+            &format!("settings.priority_matrix[{index}].impact"),
+            level(cell.impact),
+            violations,
+        );
+        let urgency = required(
+            &format!("settings.priority_matrix[{index}].urgency"),
+            level(cell.urgency),
+            violations,
+        );
+        let priority = required(
+            &format!("settings.priority_matrix[{index}].priority"),
+            priority(cell.priority),
+            violations,
+        );
         if let (Some(i), Some(u), Some(p)) = (impact, urgency, priority) {
             cells.push((i, u, p));
         }
     }
     if !(1..=24 * 365).contains(&settings.reopen_window_hours) {
-        violations.push("settings.reopen_window_hours", "must be between 1 and 8760 hours");
+        violations.push(
+            "settings.reopen_window_hours",
+            "must be between 1 and 8760 hours",
+        );
     }
     let matrix = match PriorityMatrix::from_cells(&cells) {
         Ok(matrix) => Some(matrix),
@@ -358,5 +383,8 @@ pub fn settings_from_pb(settings: &pb::TicketSettings, violations: &mut Violatio
             None
         }
     };
-    Some(TicketSettings { priority_matrix: matrix?, reopen_window_hours: settings.reopen_window_hours })
+    Some(TicketSettings {
+        priority_matrix: matrix?,
+        reopen_window_hours: settings.reopen_window_hours,
+    })
 }

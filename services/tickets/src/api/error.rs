@@ -45,9 +45,14 @@ impl Classify for TicketError {
     fn classify(&self) -> ApiError {
         match self {
             TicketError::Invalid(violations) => ApiError::InvalidArgument(
-                violations.iter().map(|v| FieldViolation::new(v.field.clone(), v.description.clone())).collect(),
+                violations
+                    .iter()
+                    .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
+                    .collect(),
             ),
-            TicketError::NotFound | TicketError::Access(AccessError::NotFound) => ApiError::NotFound("ticket not found".into()),
+            TicketError::NotFound | TicketError::Access(AccessError::NotFound) => {
+                ApiError::NotFound("ticket not found".into())
+            }
             TicketError::Stale { .. } => ApiError::Aborted(self.to_string()),
             TicketError::Lifecycle(error) => match error.field() {
                 Some(field) => ApiError::invalid(field, error.to_string()),

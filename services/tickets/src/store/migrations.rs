@@ -29,19 +29,31 @@ impl MigrationName for CreateTickets {
 }
 
 fn id(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).uuid().not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .uuid()
+        .not_null()
+        .to_owned()
 }
 fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).text().not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .text()
+        .not_null()
+        .to_owned()
 }
 fn text_null(name: &str) -> ColumnDef {
     ColumnDef::new(Alias::new(name)).text().null().to_owned()
 }
 fn time(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).timestamp_with_time_zone().not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
 }
 fn time_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).timestamp_with_time_zone().null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
 }
 fn index(name: &str, table: &str, columns: &[&str]) -> IndexCreateStatement {
     let mut index = Index::create();
@@ -72,7 +84,11 @@ impl MigrationTrait for CreateTickets {
                     .col(text("impact"))
                     .col(text("urgency"))
                     .col(text("priority"))
-                    .col(ColumnDef::new(Alias::new("priority_rank")).integer().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("priority_rank"))
+                            .integer()
+                            .not_null(),
+                    )
                     .col(text("status"))
                     .col(text_null("pending_reason"))
                     .col(text_null("assignment_group_id"))
@@ -80,7 +96,11 @@ impl MigrationTrait for CreateTickets {
                     .col(text("tier"))
                     .col(text("affected_service_ids"))
                     .col(text("affected_ci_ids"))
-                    .col(ColumnDef::new(Alias::new("major_incident")).boolean().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("major_incident"))
+                            .boolean()
+                            .not_null(),
+                    )
                     .col(text("watcher_ids"))
                     .col(text_null("resolution_code"))
                     .col(text_null("resolution_notes"))
@@ -88,11 +108,19 @@ impl MigrationTrait for CreateTickets {
                     .col(time_null("resolved_at"))
                     .col(text_null("root_cause"))
                     .col(text_null("workaround"))
-                    .col(ColumnDef::new(Alias::new("known_error")).boolean().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("known_error"))
+                            .boolean()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Alias::new("csat_rating")).integer().null())
                     .col(text_null("csat_comment"))
                     .col(time_null("rated_at"))
-                    .col(ColumnDef::new(Alias::new("version")).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("version"))
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(text("created_by"))
                     .col(time("created_at"))
                     .col(time("updated_at"))
@@ -100,11 +128,33 @@ impl MigrationTrait for CreateTickets {
             )
             .await?;
         let mut unique_number = index("tickets_tenant_number", "tickets", &["tenant_id", "number"]);
-        manager.create_index(unique_number.unique().to_owned()).await?;
-        manager.create_index(index("tickets_tenant_id", "tickets", &["tenant_id", "id"])).await?;
-        manager.create_index(index("tickets_tenant_requester", "tickets", &["tenant_id", "requester_id", "id"])).await?;
-        manager.create_index(index("tickets_tenant_group_status", "tickets", &["tenant_id", "assignment_group_id", "status"])).await?;
-        manager.create_index(index("tickets_tenant_assignee", "tickets", &["tenant_id", "assignee_id"])).await?;
+        manager
+            .create_index(unique_number.unique().to_owned())
+            .await?;
+        manager
+            .create_index(index("tickets_tenant_id", "tickets", &["tenant_id", "id"]))
+            .await?;
+        manager
+            .create_index(index(
+                "tickets_tenant_requester",
+                "tickets",
+                &["tenant_id", "requester_id", "id"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "tickets_tenant_group_status",
+                "tickets",
+                &["tenant_id", "assignment_group_id", "status"],
+            ))
+            .await?;
+        manager
+            .create_index(index(
+                "tickets_tenant_assignee",
+                "tickets",
+                &["tenant_id", "assignee_id"],
+            ))
+            .await?;
 
         manager
             .create_table(
@@ -122,7 +172,13 @@ impl MigrationTrait for CreateTickets {
                     .to_owned(),
             )
             .await?;
-        manager.create_index(index("ticket_comments_ticket", "ticket_comments", &["ticket_id", "created_at"])).await?;
+        manager
+            .create_index(index(
+                "ticket_comments_ticket",
+                "ticket_comments",
+                &["ticket_id", "created_at"],
+            ))
+            .await?;
 
         manager
             .create_table(
@@ -139,7 +195,13 @@ impl MigrationTrait for CreateTickets {
                     .to_owned(),
             )
             .await?;
-        manager.create_index(index("ticket_worklog_ticket", "ticket_worklog", &["ticket_id", "created_at"])).await?;
+        manager
+            .create_index(index(
+                "ticket_worklog_ticket",
+                "ticket_worklog",
+                &["ticket_id", "created_at"],
+            ))
+            .await?;
 
         manager
             .create_table(
@@ -157,8 +219,14 @@ impl MigrationTrait for CreateTickets {
                     .to_owned(),
             )
             .await?;
-        let mut unique_link = index("ticket_links_unique", "ticket_links", &["ticket_id", "kind", "target_id"]);
-        manager.create_index(unique_link.unique().to_owned()).await?;
+        let mut unique_link = index(
+            "ticket_links_unique",
+            "ticket_links",
+            &["ticket_id", "kind", "target_id"],
+        );
+        manager
+            .create_index(unique_link.unique().to_owned())
+            .await?;
 
         manager
             .create_table(
@@ -168,7 +236,11 @@ impl MigrationTrait for CreateTickets {
                     .col(id("id").primary_key())
                     .col(text("tenant_id"))
                     .col(id("ticket_id"))
-                    .col(ColumnDef::new(Alias::new("version")).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("version"))
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(text("actor_id"))
                     .col(text_null("actor_name"))
                     .col(text("actor_roles"))
@@ -179,7 +251,13 @@ impl MigrationTrait for CreateTickets {
                     .to_owned(),
             )
             .await?;
-        manager.create_index(index("ticket_history_ticket", "ticket_history", &["ticket_id", "version"])).await?;
+        manager
+            .create_index(index(
+                "ticket_history_ticket",
+                "ticket_history",
+                &["ticket_id", "version"],
+            ))
+            .await?;
 
         manager
             .create_table(
@@ -188,7 +266,11 @@ impl MigrationTrait for CreateTickets {
                     .if_not_exists()
                     .col(text("tenant_id").primary_key())
                     .col(text("priority_matrix"))
-                    .col(ColumnDef::new(Alias::new("reopen_window_hours")).integer().not_null())
+                    .col(
+                        ColumnDef::new(Alias::new("reopen_window_hours"))
+                            .integer()
+                            .not_null(),
+                    )
                     .col(time("updated_at"))
                     .to_owned(),
             )
@@ -205,7 +287,12 @@ impl MigrationTrait for CreateTickets {
                     .col(text("request_hash"))
                     .col(id("ticket_id"))
                     .col(time("created_at"))
-                    .primary_key(Index::create().col(Alias::new("tenant_id")).col(Alias::new("subject")).col(Alias::new("key")))
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("tenant_id"))
+                            .col(Alias::new("subject"))
+                            .col(Alias::new("key")),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -217,8 +304,16 @@ impl MigrationTrait for CreateTickets {
                     .if_not_exists()
                     .col(text("tenant_id"))
                     .col(text("ticket_type"))
-                    .col(ColumnDef::new(Alias::new("last_value")).big_integer().not_null())
-                    .primary_key(Index::create().col(Alias::new("tenant_id")).col(Alias::new("ticket_type")))
+                    .col(
+                        ColumnDef::new(Alias::new("last_value"))
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(Alias::new("tenant_id"))
+                            .col(Alias::new("ticket_type")),
+                    )
                     .to_owned(),
             )
             .await

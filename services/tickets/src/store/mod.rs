@@ -15,15 +15,16 @@ use desk_kit::{
     events::{Outbox, OutgoingEvent, RelayHandle},
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement,
     sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
 
 use crate::domain::{
-    Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix, ResolutionCode, Status,
-    SupportTier, TicketType, Visibility,
+    Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix, ResolutionCode,
+    Status, SupportTier, TicketType, Visibility,
     record::{ProblemDetails, ResolutionRecord, Satisfaction, Ticket},
 };
 use entities::{comment, history, idempotency, link, settings, ticket, worklog};
@@ -67,7 +68,10 @@ pub struct TicketSettings {
 
 impl Default for TicketSettings {
     fn default() -> Self {
-        Self { priority_matrix: PriorityMatrix::itil_default(), reopen_window_hours: 7 * 24 }
+        Self {
+            priority_matrix: PriorityMatrix::itil_default(),
+            reopen_window_hours: 7 * 24,
+        }
     }
 }
 
@@ -94,7 +98,12 @@ pub struct TicketStore {
 
 impl TicketStore {
     pub fn new(db: Db, outbox: Outbox, relay: RelayHandle) -> Self {
-        Self { db, outbox, relay, sequences: Mutex::new(HashSet::new()) }
+        Self {
+            db,
+            outbox,
+            relay,
+            sequences: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -116,14 +125,24 @@ impl TicketStore {
         Ok(())
     }
 
-    pub async fn stage(&self, txn: &WriteTxn, event: OutgoingEvent, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn stage(
+        &self,
+        txn: &WriteTxn,
+        event: OutgoingEvent,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         self.outbox.stage(&**txn, event, now).await?;
         Ok(())
     }
 
     // ---- tickets ----
 
-    pub async fn find<C: ConnectionTrait>(&self, conn: &C, tenant: &str, id: Uuid) -> StoreResult<Option<Ticket>> {
+    pub async fn find<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        id: Uuid,
+    ) -> StoreResult<Option<Ticket>> {
         ticket::Entity::find_by_id(id)
             .filter(ticket::Column::TenantId.eq(tenant))
             .one(conn)
@@ -132,7 +151,12 @@ impl TicketStore {
             .transpose()
     }
 
-    pub async fn find_by_number<C: ConnectionTrait>(&self, conn: &C, tenant: &str, number: &str) -> StoreResult<Option<Ticket>> {
+    pub async fn find_by_number<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        number: &str,
+    ) -> StoreResult<Option<Ticket>> {
         ticket::Entity::find()
             .filter(ticket::Column::TenantId.eq(tenant))
             .filter(ticket::Column::Number.eq(number))
@@ -145,19 +169,34 @@ impl TicketStore {
     /// The next human number for a tenant and type. On PostgreSQL a sequence per tenant and type
     /// hands out numbers without a row lock that every create would queue on (a rolled-back create
     /// leaves a gap, as in every desk); on SQLite writers are serialized anyway, so a counter row is used.
-    pub async fn next_number(&self, txn: &WriteTxn, tenant: &str, ticket_type: TicketType) -> StoreResult<String> {
+    pub async fn next_number(
+        &self,
+        txn: &WriteTxn,
+        tenant: &str,
+        ticket_type: TicketType,
+    ) -> StoreResult<String> {
         let seq = if self.db.is_postgres() {
             let name = sequence_name(tenant, ticket_type);
-            let known = self.sequences.lock().map(|s| s.contains(&name)).unwrap_or(false);
+            let known = self
+                .sequences
+                .lock()
+                .map(|s| s.contains(&name))
+                .unwrap_or(false);
             if !known {
                 // Its own statement on the pool, not in the caller's transaction: DDL should not ride on it.
-                self.db.connection().execute_unprepared(&format!("CREATE SEQUENCE IF NOT EXISTS {name}")).await?;
+                self.db
+                    .connection()
+                    .execute_unprepared(&format!("CREATE SEQUENCE IF NOT EXISTS {name}"))
+                    .await?;
                 if let Ok(mut set) = self.sequences.lock() {
                     set.insert(name.clone());
                 }
             }
             let row = txn
-                .query_one_raw(Statement::from_string(DbBackend::Postgres, format!("SELECT nextval('{name}') AS value")))
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT nextval('{name}') AS value"),
+                ))
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("nextval returned no row".into()))?;
             row.try_get::<i64>("", "value")?
@@ -168,20 +207,30 @@ impl TicketStore {
                  ON CONFLICT (tenant_id, ticket_type) DO UPDATE SET last_value = last_value + 1 RETURNING last_value",
                 [tenant.into(), ticket_type.as_str().into()],
             );
-            let row = txn.query_one_raw(statement).await?.ok_or_else(|| StoreError::Corrupt("counter returned no row".into()))?;
+            let row = txn
+                .query_one_raw(statement)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("counter returned no row".into()))?;
             row.try_get::<i64>("", "last_value")?
         };
         Ok(ticket_type.format_number(seq))
     }
 
     pub async fn insert(&self, txn: &WriteTxn, ticket: &Ticket) -> StoreResult<()> {
-        ticket::Entity::insert(ticket_to_active(ticket)?).exec_without_returning(&**txn).await?;
+        ticket::Entity::insert(ticket_to_active(ticket)?)
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(())
     }
 
     /// Writes `ticket` (whose version is already the new one) only if the stored version is still
     /// `expected_version`. `false` means someone else changed it first.
-    pub async fn update(&self, txn: &WriteTxn, ticket: &Ticket, expected_version: i64) -> StoreResult<bool> {
+    pub async fn update(
+        &self,
+        txn: &WriteTxn,
+        ticket: &Ticket,
+        expected_version: i64,
+    ) -> StoreResult<bool> {
         let result = ticket::Entity::update_many()
             .set(ticket_to_active(ticket)?)
             .filter(ticket::Column::Id.eq(ticket.id))
@@ -202,16 +251,23 @@ impl TicketStore {
     ) -> StoreResult<(Vec<Ticket>, u64)> {
         let mut query = ticket::Entity::find().filter(ticket::Column::TenantId.eq(tenant));
         if !filter.types.is_empty() {
-            query = query.filter(ticket::Column::TicketType.is_in(filter.types.iter().map(|t| t.as_str())));
+            query = query
+                .filter(ticket::Column::TicketType.is_in(filter.types.iter().map(|t| t.as_str())));
         }
         if !filter.statuses.is_empty() {
-            query = query.filter(ticket::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
+            query = query
+                .filter(ticket::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
         }
         if filter.open_only {
-            query = query.filter(ticket::Column::Status.is_not_in([Status::Resolved.as_str(), Status::Closed.as_str()]));
+            query = query.filter(
+                ticket::Column::Status
+                    .is_not_in([Status::Resolved.as_str(), Status::Closed.as_str()]),
+            );
         }
         if !filter.priorities.is_empty() {
-            query = query.filter(ticket::Column::Priority.is_in(filter.priorities.iter().map(|p| p.as_str())));
+            query = query.filter(
+                ticket::Column::Priority.is_in(filter.priorities.iter().map(|p| p.as_str())),
+            );
         }
         if let Some(group) = &filter.assignment_group_id {
             query = query.filter(ticket::Column::AssignmentGroupId.eq(group.as_str()));
@@ -224,7 +280,10 @@ impl TicketStore {
         }
         if let Some(text) = &filter.text {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            let matches = |column: ticket::Column| Expr::expr(Func::lower(Expr::col(column))).like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'));
+            let matches = |column: ticket::Column| {
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(sea_orm::sea_query::LikeExpr::new(pattern.clone()).escape('\\'))
+            };
             query = query.filter(
                 sea_orm::Condition::any()
                     .add(matches(ticket::Column::Title))
@@ -236,8 +295,15 @@ impl TicketStore {
         if let Some(after) = after {
             query = query.filter(ticket::Column::Id.lt(after));
         }
-        let rows = query.order_by_desc(ticket::Column::Id).limit(limit).all(conn).await?;
-        let tickets = rows.into_iter().map(ticket_from_model).collect::<StoreResult<Vec<_>>>()?;
+        let rows = query
+            .order_by_desc(ticket::Column::Id)
+            .limit(limit)
+            .all(conn)
+            .await?;
+        let tickets = rows
+            .into_iter()
+            .map(ticket_from_model)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok((tickets, total))
     }
 
@@ -254,8 +320,13 @@ impl TicketStore {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let changes = serde_json::to_string(&changes.iter().map(|c| serde_json::json!({"field": c.field, "old": c.old, "new": c.new})).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let changes = serde_json::to_string(
+            &changes
+                .iter()
+                .map(|c| serde_json::json!({"field": c.field, "old": c.old, "new": c.new}))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         history::Entity::insert(history::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(ticket.tenant_id.clone()),
@@ -274,7 +345,12 @@ impl TicketStore {
         Ok(())
     }
 
-    pub async fn history<C: ConnectionTrait>(&self, conn: &C, tenant: &str, ticket_id: Uuid) -> StoreResult<Vec<HistoryEntry>> {
+    pub async fn history<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        ticket_id: Uuid,
+    ) -> StoreResult<Vec<HistoryEntry>> {
         let rows = history::Entity::find()
             .filter(history::Column::TenantId.eq(tenant))
             .filter(history::Column::TicketId.eq(ticket_id))
@@ -284,18 +360,28 @@ impl TicketStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let raw: Vec<serde_json::Value> = serde_json::from_str(&row.changes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let raw: Vec<serde_json::Value> = serde_json::from_str(&row.changes)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
                 let changes = raw
                     .iter()
-                    .map(|c| FieldChange { field: c["field"].as_str().unwrap_or_default().to_owned(), old: text(&c["old"]), new: text(&c["new"]) })
+                    .map(|c| FieldChange {
+                        field: c["field"].as_str().unwrap_or_default().to_owned(),
+                        old: text(&c["old"]),
+                        new: text(&c["new"]),
+                    })
                     .collect();
                 Ok(HistoryEntry {
                     version: row.version,
                     actor: HistoryActor {
                         subject: row.actor_id,
                         name: row.actor_name,
-                        roles: row.actor_roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect(),
+                        roles: row
+                            .actor_roles
+                            .split(',')
+                            .filter(|r| !r.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
                     },
                     action: row.action,
                     changes,
@@ -309,11 +395,19 @@ impl TicketStore {
     // ---- comments, worklog, links ----
 
     pub async fn insert_comment(&self, txn: &WriteTxn, row: comment::Model) -> StoreResult<()> {
-        comment::Entity::insert(comment::ActiveModel::from(row)).exec_without_returning(&**txn).await?;
+        comment::Entity::insert(comment::ActiveModel::from(row))
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(())
     }
 
-    pub async fn comments<C: ConnectionTrait>(&self, conn: &C, tenant: &str, ticket_id: Uuid, include_internal: bool) -> StoreResult<Vec<comment::Model>> {
+    pub async fn comments<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        ticket_id: Uuid,
+        include_internal: bool,
+    ) -> StoreResult<Vec<comment::Model>> {
         let mut query = comment::Entity::find()
             .filter(comment::Column::TenantId.eq(tenant))
             .filter(comment::Column::TicketId.eq(ticket_id));
@@ -324,11 +418,18 @@ impl TicketStore {
     }
 
     pub async fn insert_worklog(&self, txn: &WriteTxn, row: worklog::Model) -> StoreResult<()> {
-        worklog::Entity::insert(worklog::ActiveModel::from(row)).exec_without_returning(&**txn).await?;
+        worklog::Entity::insert(worklog::ActiveModel::from(row))
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(())
     }
 
-    pub async fn worklog<C: ConnectionTrait>(&self, conn: &C, tenant: &str, ticket_id: Uuid) -> StoreResult<Vec<worklog::Model>> {
+    pub async fn worklog<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        ticket_id: Uuid,
+    ) -> StoreResult<Vec<worklog::Model>> {
         Ok(worklog::Entity::find()
             .filter(worklog::Column::TenantId.eq(tenant))
             .filter(worklog::Column::TicketId.eq(ticket_id))
@@ -349,11 +450,18 @@ impl TicketStore {
         if exists {
             return Ok(false);
         }
-        link::Entity::insert(link::ActiveModel::from(row)).exec_without_returning(&**txn).await?;
+        link::Entity::insert(link::ActiveModel::from(row))
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(true)
     }
 
-    pub async fn links<C: ConnectionTrait>(&self, conn: &C, tenant: &str, ticket_id: Uuid) -> StoreResult<Vec<link::Model>> {
+    pub async fn links<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        ticket_id: Uuid,
+    ) -> StoreResult<Vec<link::Model>> {
         Ok(link::Entity::find()
             .filter(link::Column::TenantId.eq(tenant))
             .filter(link::Column::TicketId.eq(ticket_id))
@@ -363,7 +471,13 @@ impl TicketStore {
     }
 
     /// The public ids of the incidents linked to a problem.
-    pub async fn linked_targets<C: ConnectionTrait>(&self, conn: &C, tenant: &str, ticket_id: Uuid, kind: LinkKind) -> StoreResult<Vec<String>> {
+    pub async fn linked_targets<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        ticket_id: Uuid,
+        kind: LinkKind,
+    ) -> StoreResult<Vec<String>> {
         Ok(self
             .links(conn, tenant, ticket_id)
             .await?
@@ -375,18 +489,33 @@ impl TicketStore {
 
     // ---- settings ----
 
-    pub async fn settings<C: ConnectionTrait>(&self, conn: &C, tenant: &str) -> StoreResult<TicketSettings> {
-        match settings::Entity::find_by_id(tenant.to_owned()).one(conn).await? {
+    pub async fn settings<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+    ) -> StoreResult<TicketSettings> {
+        match settings::Entity::find_by_id(tenant.to_owned())
+            .one(conn)
+            .await?
+        {
             None => Ok(TicketSettings::default()),
             Some(row) => Ok(TicketSettings {
-                priority_matrix: serde_json::from_str(&row.priority_matrix).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                priority_matrix: serde_json::from_str(&row.priority_matrix)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 reopen_window_hours: row.reopen_window_hours,
             }),
         }
     }
 
-    pub async fn save_settings(&self, txn: &WriteTxn, tenant: &str, value: &TicketSettings, now: DateTime<Utc>) -> StoreResult<()> {
-        let matrix = serde_json::to_string(&value.priority_matrix).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    pub async fn save_settings(
+        &self,
+        txn: &WriteTxn,
+        tenant: &str,
+        value: &TicketSettings,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let matrix = serde_json::to_string(&value.priority_matrix)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = settings::ActiveModel {
             tenant_id: Set(tenant.to_owned()),
             priority_matrix: Set(matrix),
@@ -396,7 +525,11 @@ impl TicketStore {
         settings::Entity::insert(row)
             .on_conflict(
                 sea_orm::sea_query::OnConflict::column(settings::Column::TenantId)
-                    .update_columns([settings::Column::PriorityMatrix, settings::Column::ReopenWindowHours, settings::Column::UpdatedAt])
+                    .update_columns([
+                        settings::Column::PriorityMatrix,
+                        settings::Column::ReopenWindowHours,
+                        settings::Column::UpdatedAt,
+                    ])
                     .to_owned(),
             )
             .exec_without_returning(&**txn)
@@ -406,19 +539,42 @@ impl TicketStore {
 
     // ---- idempotency ----
 
-    pub async fn idempotency_key<C: ConnectionTrait>(&self, conn: &C, tenant: &str, subject: &str, key: &str) -> StoreResult<Option<idempotency::Model>> {
-        Ok(idempotency::Entity::find_by_id((tenant.to_owned(), subject.to_owned(), key.to_owned())).one(conn).await?)
+    pub async fn idempotency_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        subject: &str,
+        key: &str,
+    ) -> StoreResult<Option<idempotency::Model>> {
+        Ok(
+            idempotency::Entity::find_by_id((
+                tenant.to_owned(),
+                subject.to_owned(),
+                key.to_owned(),
+            ))
+            .one(conn)
+            .await?,
+        )
     }
 
-    pub async fn save_idempotency_key(&self, txn: &WriteTxn, row: idempotency::Model) -> StoreResult<()> {
-        idempotency::Entity::insert(idempotency::ActiveModel::from(row)).exec_without_returning(&**txn).await?;
+    pub async fn save_idempotency_key(
+        &self,
+        txn: &WriteTxn,
+        row: idempotency::Model,
+    ) -> StoreResult<()> {
+        idempotency::Entity::insert(idempotency::ActiveModel::from(row))
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(())
     }
 
     /// Forgets keys older than `older_than`; the contract keeps them at least 24 hours.
     pub async fn purge_idempotency_keys(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
         let txn = self.begin().await?;
-        let result = idempotency::Entity::delete_many().filter(idempotency::Column::CreatedAt.lt(older_than)).exec(&*txn).await?;
+        let result = idempotency::Entity::delete_many()
+            .filter(idempotency::Column::CreatedAt.lt(older_than))
+            .exec(&*txn)
+            .await?;
         txn.commit().await?;
         Ok(result.rows_affected)
     }
@@ -431,7 +587,9 @@ fn sequence_name(tenant: &str, ticket_type: TicketType) -> String {
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn json_list(values: &[String]) -> StoreResult<String> {
@@ -498,7 +656,11 @@ fn ticket_from_model(m: ticket::Model) -> StoreResult<Ticket> {
         _ => None,
     };
     let satisfaction = match (m.csat_rating, m.rated_at) {
-        (Some(rating), Some(rated_at)) => Some(Satisfaction { rating, comment: m.csat_comment.clone(), rated_at }),
+        (Some(rating), Some(rated_at)) => Some(Satisfaction {
+            rating,
+            comment: m.csat_comment.clone(),
+            rated_at,
+        }),
         _ => None,
     };
     Ok(Ticket {
@@ -509,7 +671,11 @@ fn ticket_from_model(m: ticket::Model) -> StoreResult<Ticket> {
         urgency: parse(&m.urgency, Level::parse, "urgency")?,
         priority: parse(&m.priority, Priority::parse, "priority")?,
         status: parse(&m.status, Status::parse, "status")?,
-        pending_reason: m.pending_reason.as_deref().map(|r| parse(r, PendingReason::parse, "pending_reason")).transpose()?,
+        pending_reason: m
+            .pending_reason
+            .as_deref()
+            .map(|r| parse(r, PendingReason::parse, "pending_reason"))
+            .transpose()?,
         tier: parse(&m.tier, SupportTier::parse, "tier")?,
         affected_service_ids: parse_list(&m.affected_service_ids)?,
         affected_ci_ids: parse_list(&m.affected_ci_ids)?,
@@ -524,7 +690,11 @@ fn ticket_from_model(m: ticket::Model) -> StoreResult<Ticket> {
         assignee_id: m.assignee_id,
         major_incident: m.major_incident,
         resolution,
-        problem: ProblemDetails { root_cause: m.root_cause, workaround: m.workaround, known_error: m.known_error },
+        problem: ProblemDetails {
+            root_cause: m.root_cause,
+            workaround: m.workaround,
+            known_error: m.known_error,
+        },
         satisfaction,
         version: m.version,
         created_by: m.created_by,
@@ -532,4 +702,3 @@ fn ticket_from_model(m: ticket::Model) -> StoreResult<Ticket> {
         updated_at: m.updated_at,
     })
 }
-
