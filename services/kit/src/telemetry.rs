@@ -50,37 +50,26 @@ pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     };
 
     let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
-    let mut guard = TelemetryGuard {
-        tracer_provider: None,
-        meter_provider: None,
-    };
-    let otel_layer = if otlp {
-        let resource = Resource::builder()
-            .with_service_name(service_name.to_owned())
-            .build();
-        let spans = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
-        let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_batch_exporter(spans)
-            .with_resource(resource.clone())
-            .build();
-        let metrics = opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .build()?;
+    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    // Spans get trace ids even without an exporter, so a caller's `traceparent` still flows on into
+    // the outbox and NATS headers; exporting is the only part that needs an endpoint.
+    let mut tracer_builder = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.clone());
+    let mut guard = TelemetryGuard { tracer_provider: None, meter_provider: None };
+    if otlp {
+        tracer_builder = tracer_builder.with_batch_exporter(opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?);
+        let metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?;
         let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
             .with_periodic_exporter(metrics)
             .with_resource(resource)
             .build();
         opentelemetry::global::set_meter_provider(meter_provider.clone());
-        let tracer = tracer_provider.tracer("desk");
-        opentelemetry::global::set_tracer_provider(tracer_provider.clone());
-        guard.tracer_provider = Some(tracer_provider);
         guard.meter_provider = Some(meter_provider);
-        Some(tracing_opentelemetry::layer().with_tracer(tracer))
-    } else {
-        None
-    };
+    }
+    let tracer_provider = tracer_builder.build();
+    let tracer = tracer_provider.tracer("desk");
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+    guard.tracer_provider = Some(tracer_provider);
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
 
     tracing_subscriber::registry()
         .with(filter)

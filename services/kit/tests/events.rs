@@ -586,18 +586,41 @@ async fn reconcile_republishes_the_lost_gap(backend: Backend) -> anyhow::Result<
     Ok(())
 }
 
-on_both_backends!(running_relay_republishes_after_nats_data_loss =>
-    the_running_relay_republishes_what_nats_lost_across_a_restart_on_postgres,
-    the_running_relay_republishes_what_nats_lost_across_a_restart_on_sqlite);
+on_both_backends!(relay_recovers_lost_events_while_idle =>
+    the_running_relay_republishes_what_nats_lost_across_a_restart_while_idle_on_postgres,
+    the_running_relay_republishes_what_nats_lost_across_a_restart_while_idle_on_sqlite);
+
+async fn relay_recovers_lost_events_while_idle(backend: Backend) -> anyhow::Result<()> {
+    running_relay_republishes_after_nats_data_loss(backend, NextEvent::AfterRestart).await
+}
+
+on_both_backends!(relay_recovers_lost_events_with_an_event_waiting =>
+    the_running_relay_republishes_what_nats_lost_across_a_restart_with_an_event_waiting_on_postgres,
+    the_running_relay_republishes_what_nats_lost_across_a_restart_with_an_event_waiting_on_sqlite);
+
+async fn relay_recovers_lost_events_with_an_event_waiting(backend: Backend) -> anyhow::Result<()> {
+    running_relay_republishes_after_nats_data_loss(backend, NextEvent::DuringOutage).await
+}
+
+/// When the event after the crash is committed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NextEvent {
+    /// After NATS is back: the relay never saw a failed publish.
+    AfterRestart,
+    /// While NATS is down: the relay's publishes fail until NATS (and the stream) are back.
+    DuringOutage,
+}
 
 /// The module docs promise: "Whenever the relay (re)connects it compares the stream's last
 /// sequence with the highest sequence it recorded and re-publishes the gap."
-async fn running_relay_republishes_after_nats_data_loss(backend: Backend) -> anyhow::Result<()> {
+async fn running_relay_republishes_after_nats_data_loss(backend: Backend, next_event: NextEvent) -> anyhow::Result<()> {
     // Given a running relay that published three events,
     let mut kit = Kit::start(backend).await?;
     let handle = RelayHandle::default();
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(kit.relay(&handle).run(shutdown.clone()));
+    // (The production default poll, so nothing here waits on a minute-long fallback.)
+    let relay = OutboxRelay::new(kit.db.clone(), kit.jetstream.clone(), kit.source.clone(), OutboxSettings { poll_interval_ms: 1000, ..outbox_settings() }, handle.clone());
+    let running = tokio::spawn(relay.run(shutdown.clone()));
     let mut staged = Vec::new();
     for n in 0..3 {
         staged.push(kit.stage_committed(&format!("w-{n}"), b"before the crash").await?.to_string());
@@ -606,9 +629,15 @@ async fn running_relay_republishes_after_nats_data_loss(backend: Backend) -> any
     eventually(Duration::from_secs(10), "3 events published", || async { Ok((kit.stream_event_ids().await?.len() == 3).then_some(())) }).await?;
     eventually(Duration::from_secs(5), "3 rows marked", || async { Ok((kit.pending().await? == 0).then_some(())) }).await?;
 
-    // when the NATS host crashes and comes back without its store (the stream re-created empty
-    // at start-up), and then one more event is committed,
+    // when the NATS host crashes and comes back without its store (the stream re-created empty,
+    // as a service start-up would), and one more event is committed (during or after the outage),
     kit.nats.stop().await;
+    if next_event == NextEvent::DuringOutage {
+        staged.push(kit.stage_committed("w-3", b"during the outage").await?.to_string());
+        handle.wake();
+        // Not an assertion: gives the relay time to attempt (and fail) a publish while NATS is down.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     std::fs::remove_dir_all(kit.nats.store_dir())?;
     std::fs::create_dir_all(kit.nats.store_dir())?;
     kit.nats.restart().await?;
@@ -617,8 +646,10 @@ async fn running_relay_republishes_after_nats_data_loss(backend: Backend) -> any
         Ok(Some(()))
     })
     .await?;
-    staged.push(kit.stage_committed("w-3", b"after the crash").await?.to_string());
-    handle.wake();
+    if next_event == NextEvent::AfterRestart {
+        staged.push(kit.stage_committed("w-3", b"after the restart").await?.to_string());
+        handle.wake();
+    }
 
     // then the relay re-publishes the three lost events as well: the stream holds all four.
     let result = eventually(Duration::from_secs(8), "all four events in the re-created stream", || async {

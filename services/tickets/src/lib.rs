@@ -59,7 +59,8 @@ pub async fn build(
         source.clone(),
         settings.outbox.clone(),
         relay_handle.clone(),
-    );
+    )
+    .with_stream_settings(&settings.nats);
     let store = Arc::new(store::TicketStore::new(
         db,
         Outbox::new(source),

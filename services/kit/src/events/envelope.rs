@@ -123,7 +123,7 @@ impl CloudEventAttributes {
             self.id.to_string().as_str(),
         );
         if let Some(traceparent) = &self.traceparent {
-            headers.insert("traceparent", traceparent.as_str());
+            headers.insert("traceparent", header_safe(traceparent).as_str());
         }
         headers
     }
@@ -148,6 +148,14 @@ impl CloudEventAttributes {
     }
 }
 
+/// A header value NATS will accept: async-nats panics on line breaks in header values, and values
+/// here can come from free text (a failure reason), so control characters become spaces and the
+/// length is capped.
+pub fn header_safe(value: &str) -> String {
+    const MAX_CHARS: usize = 1024;
+    value.chars().take(MAX_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// An event as a consumer receives it.
 #[derive(Debug, Clone)]
 pub struct IncomingEvent {
@@ -167,6 +175,12 @@ impl IncomingEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_lose_their_line_breaks() {
+        assert_eq!(header_safe("line one\r\nline two"), "line one  line two");
+        assert_eq!(header_safe(&"x".repeat(5000)).len(), 1024);
+    }
 
     #[test]
     fn names_follow_the_event_contract() {

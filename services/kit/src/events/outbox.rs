@@ -112,6 +112,11 @@ pub struct OutboxRelay {
     table: String,
     settings: OutboxSettings,
     handle: RelayHandle,
+    /// To re-create the stream when a NATS restart lost it.
+    stream_config: async_nats::jetstream::stream::Config,
+    /// The stream's creation time as last seen: a different one means the stream was re-created
+    /// and everything kept must be published again.
+    stream_created: std::sync::Mutex<Option<String>>,
 }
 
 struct PendingRow {
@@ -140,6 +145,7 @@ impl OutboxRelay {
         handle: RelayHandle,
     ) -> Self {
         let table = outbox_table(source.service);
+        let stream_config = super::streams::stream_config(&source, &crate::settings::Settings::defaults().nats);
         Self {
             db,
             jetstream,
@@ -147,7 +153,15 @@ impl OutboxRelay {
             table,
             settings,
             handle,
+            stream_config,
+            stream_created: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The stream limits to use when the relay has to re-create the stream.
+    pub fn with_stream_settings(mut self, nats: &crate::settings::NatsSettings) -> Self {
+        self.stream_config = super::streams::stream_config(&self.source, nats);
+        self
     }
 
     /// Publishes until `shutdown`, then returns at a batch boundary.
@@ -155,11 +169,21 @@ impl OutboxRelay {
         let poll = Duration::from_millis(Ord::max(self.settings.poll_interval_ms, 10));
         let mut failures: u32 = 0;
         let mut needs_reconcile = true;
+        let statistics = self.jetstream.client().statistics();
+        let mut connects = statistics.connects.load(std::sync::atomic::Ordering::Relaxed);
         let mut last_purge = std::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
+            // A reconnect may mean a restarted server that lost what it had acknowledged.
+            let now_connects = statistics.connects.load(std::sync::atomic::Ordering::Relaxed);
+            if now_connects != connects {
+                connects = now_connects;
+                needs_reconcile = true;
+            }
+            // Reconcile before publishing anything new, or new events would take the sequence
+            // numbers of lost ones and hide them.
             if needs_reconcile {
                 match self.reconcile_with_stream().await {
                     Ok(republished) => {
@@ -168,7 +192,17 @@ impl OutboxRelay {
                             tracing::warn!(rows = republished, stream = %self.source.stream_name(), "stream lost acknowledged events; re-publishing them");
                         }
                     }
-                    Err(error) => tracing::debug!(error = %error, "outbox reconcile deferred"),
+                    Err(error) => {
+                        failures = failures.saturating_add(1);
+                        if failures == 1 || failures.is_multiple_of(50) {
+                            tracing::warn!(error = %error, failures, "outbox relay cannot reach the stream; will retry");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff(failures)) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                        continue;
+                    }
                 }
             }
             match self.publish_batch().await {
@@ -176,7 +210,6 @@ impl OutboxRelay {
                     if failures > 0 {
                         tracing::info!(after_failures = failures, "outbox relay publishing again");
                         failures = 0;
-                        needs_reconcile = true;
                     }
                     if outcome.full {
                         continue;
@@ -184,13 +217,12 @@ impl OutboxRelay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
+                    needs_reconcile = true;
                     if failures == 1 || failures.is_multiple_of(50) {
                         tracing::warn!(error = %error, failures, "outbox relay cannot publish; will retry");
                     }
-                    let backoff =
-                        Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 5)));
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff(failures)) => {}
                         _ = shutdown.cancelled() => break,
                     }
                     continue;
@@ -320,22 +352,31 @@ impl OutboxRelay {
         }
     }
 
-    /// Marks as pending again the rows whose stream sequence is beyond the stream's last one: NATS
-    /// acknowledged them but lost them (a host crash before fsync, a stream re-created).
+    /// Marks as pending again what the stream no longer has: rows whose stream sequence is beyond
+    /// the stream's last one (NATS acknowledged them, then a host crash lost them before fsync), or
+    /// every kept row when the stream was re-created (its creation time changed). Re-creates a
+    /// missing stream first.
     pub async fn reconcile_with_stream(&self) -> anyhow::Result<u64> {
-        let stream = self.jetstream.get_stream(self.source.stream_name()).await?;
-        let last_sequence = stream.get_info().await?.state.last_sequence as i64;
-        let update = Query::update()
-            .table(Alias::new(&self.table))
-            .values([
-                (
-                    Alias::new("published_at"),
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                ),
-                (Alias::new("stream_seq"), Expr::value(Option::<i64>::None)),
-            ])
-            .and_where(Expr::col(Alias::new("stream_seq")).gt(last_sequence))
-            .to_owned();
+        let mut stream = self.jetstream.get_or_create_stream(self.stream_config.clone()).await?;
+        let info = stream.info().await?;
+        let last_sequence = info.state.last_sequence as i64;
+        let created = info.created.to_string();
+        let recreated = {
+            let mut seen = self.stream_created.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let recreated = seen.as_ref().is_some_and(|previous| *previous != created);
+            *seen = Some(created);
+            recreated
+        };
+        let mut update = Query::update();
+        update.table(Alias::new(&self.table)).values([
+            (Alias::new("published_at"), Expr::value(Option::<DateTime<Utc>>::None)),
+            (Alias::new("stream_seq"), Expr::value(Option::<i64>::None)),
+        ]);
+        if recreated {
+            update.and_where(Expr::col(Alias::new("stream_seq")).is_not_null());
+        } else {
+            update.and_where(Expr::col(Alias::new("stream_seq")).gt(last_sequence));
+        }
         let txn = self.db.begin_write().await?;
         let result = txn.execute(&update).await?;
         txn.commit().await?;
@@ -370,6 +411,11 @@ fn pending_row(row: &QueryResult) -> Result<PendingRow, DbErr> {
         },
         payload: row.try_get("", "payload")?,
     })
+}
+
+/// 100 ms, 200 ms, ... up to 3.2 s between attempts while NATS or the database is unreachable.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 6)))
 }
 
 /// A stable advisory-lock key per outbox table, so each service's relays exclude each other only.
