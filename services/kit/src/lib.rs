@@ -11,6 +11,7 @@
 //! - [`ids`]: region-qualified public ids.
 //! - [`nats_server`]: finding a nats-server >= 2.10 to start.
 //! - [`paging`]: opaque cursor tokens.
+//! - [`schema`]: column and index shorthands for migrations.
 //! - [`host`]: composing services into one server with health, reflection, gRPC-Web and ordered shutdown.
 //!
 //! # Adding a service
@@ -29,6 +30,7 @@ pub mod host;
 pub mod ids;
 pub mod nats_server;
 pub mod paging;
+pub mod schema;
 pub mod settings;
 pub mod telemetry;
 

@@ -21,7 +21,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DbErr, QueryResult,
-    sea_query::{Alias, Expr, ExprTrait, Order, Query},
+    sea_query::{Alias, CaseStatement, Expr, ExprTrait, Order, Query},
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -308,8 +308,7 @@ impl OutboxRelay {
                     .await,
             ));
         }
-        let now = Utc::now();
-        let mut published = 0;
+        let mut acknowledged: Vec<(i64, i64)> = Vec::with_capacity(acks.len());
         let mut first_error = None;
         for (seq, ack) in acks {
             let result = match ack {
@@ -317,27 +316,32 @@ impl OutboxRelay {
                 Err(error) => Err(anyhow::Error::from(error)),
             };
             match result {
-                Ok(ack) if first_error.is_none() => {
-                    let update = Query::update()
-                        .table(Alias::new(&self.table))
-                        .values(
-                            [
-                                ("published_at", Expr::value(now)),
-                                ("stream_seq", Expr::value(ack.sequence as i64)),
-                            ]
-                            .map(|(c, v)| (Alias::new(c), v)),
-                        )
-                        .and_where(Expr::col(Alias::new("seq")).eq(seq))
-                        .to_owned();
-                    txn.execute(&update).await?;
-                    published += 1;
-                }
+                // After a failure later acks are not marked, so a retry republishes in order.
+                Ok(ack) if first_error.is_none() => acknowledged.push((seq, ack.sequence as i64)),
                 Ok(_) => {}
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
         }
+        let published = acknowledged.len();
+        if !acknowledged.is_empty() {
+            // One statement for the whole batch: the relay's cost must not grow per event.
+            let mut stream_seq = CaseStatement::new();
+            for (seq, sequence) in &acknowledged {
+                stream_seq = stream_seq.case(Expr::col(Alias::new("seq")).eq(*seq), Expr::value(*sequence));
+            }
+            let update = Query::update()
+                .table(Alias::new(&self.table))
+                .values([
+                    (Alias::new("published_at"), Expr::value(Utc::now())),
+                    (Alias::new("stream_seq"), stream_seq.into()),
+                ])
+                .and_where(Expr::col(Alias::new("seq")).is_in(acknowledged.iter().map(|(seq, _)| *seq)))
+                .to_owned();
+            txn.execute(&update).await?;
+        }
+        metrics().published.add(published as u64, &[]);
         txn.commit().await?;
         match first_error {
             // What was acknowledged is marked; the rest stays pending for the next pass.
@@ -410,6 +414,21 @@ fn pending_row(row: &QueryResult) -> Result<PendingRow, DbErr> {
             traceparent: row.try_get("", "traceparent")?,
         },
         payload: row.try_get("", "payload")?,
+    })
+}
+
+struct RelayMetrics {
+    published: opentelemetry::metrics::Counter<u64>,
+}
+
+/// The relay's instruments (exported when OTLP metrics are configured).
+fn metrics() -> &'static RelayMetrics {
+    static METRICS: std::sync::OnceLock<RelayMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| RelayMetrics {
+        published: opentelemetry::global::meter("desk")
+            .u64_counter("desk.outbox.published")
+            .with_description("events the outbox relay published and JetStream acknowledged")
+            .build(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The tickets service's schema. One migration per struct, named by date; never edit a landed one,
 //! add another. The migration table is `tickets_migrations`, so services can share a database.
 
+use desk_kit::schema::{bigint, boolean, index, int, int_null, primary_key, text, text_null, time, time_null, unique_index, uuid as id};
 use sea_orm_migration::{prelude::*, sea_orm::DbErr};
 
 pub struct Migrator;
@@ -28,42 +29,6 @@ impl MigrationName for CreateTickets {
     }
 }
 
-fn id(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .uuid()
-        .not_null()
-        .to_owned()
-}
-fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .text()
-        .not_null()
-        .to_owned()
-}
-fn text_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).text().null().to_owned()
-}
-fn time(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-fn time_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-fn index(name: &str, table: &str, columns: &[&str]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.if_not_exists().name(name).table(Alias::new(table));
-    for column in columns {
-        index.col(Alias::new(*column));
-    }
-    index.to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for CreateTickets {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -85,9 +50,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("urgency"))
                     .col(text("priority"))
                     .col(
-                        ColumnDef::new(Alias::new("priority_rank"))
-                            .integer()
-                            .not_null(),
+                        int("priority_rank"),
                     )
                     .col(text("status"))
                     .col(text_null("pending_reason"))
@@ -97,9 +60,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("affected_service_ids"))
                     .col(text("affected_ci_ids"))
                     .col(
-                        ColumnDef::new(Alias::new("major_incident"))
-                            .boolean()
-                            .not_null(),
+                        boolean("major_incident"),
                     )
                     .col(text("watcher_ids"))
                     .col(text_null("resolution_code"))
@@ -109,17 +70,13 @@ impl MigrationTrait for CreateTickets {
                     .col(text_null("root_cause"))
                     .col(text_null("workaround"))
                     .col(
-                        ColumnDef::new(Alias::new("known_error"))
-                            .boolean()
-                            .not_null(),
+                        boolean("known_error"),
                     )
-                    .col(ColumnDef::new(Alias::new("csat_rating")).integer().null())
+                    .col(int_null("csat_rating"))
                     .col(text_null("csat_comment"))
                     .col(time_null("rated_at"))
                     .col(
-                        ColumnDef::new(Alias::new("version"))
-                            .big_integer()
-                            .not_null(),
+                        bigint("version"),
                     )
                     .col(text("created_by"))
                     .col(time("created_at"))
@@ -127,9 +84,8 @@ impl MigrationTrait for CreateTickets {
                     .to_owned(),
             )
             .await?;
-        let mut unique_number = index("tickets_tenant_number", "tickets", &["tenant_id", "number"]);
         manager
-            .create_index(unique_number.unique().to_owned())
+            .create_index(unique_index("tickets_tenant_number", "tickets", &["tenant_id", "number"]))
             .await?;
         manager
             .create_index(index("tickets_tenant_id", "tickets", &["tenant_id", "id"]))
@@ -189,7 +145,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("tenant_id"))
                     .col(id("ticket_id"))
                     .col(text("agent_id"))
-                    .col(ColumnDef::new(Alias::new("minutes")).integer().not_null())
+                    .col(int("minutes"))
                     .col(text("note"))
                     .col(time("created_at"))
                     .to_owned(),
@@ -219,13 +175,8 @@ impl MigrationTrait for CreateTickets {
                     .to_owned(),
             )
             .await?;
-        let mut unique_link = index(
-            "ticket_links_unique",
-            "ticket_links",
-            &["ticket_id", "kind", "target_id"],
-        );
         manager
-            .create_index(unique_link.unique().to_owned())
+            .create_index(unique_index("ticket_links_unique", "ticket_links", &["ticket_id", "kind", "target_id"]))
             .await?;
 
         manager
@@ -237,9 +188,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("tenant_id"))
                     .col(id("ticket_id"))
                     .col(
-                        ColumnDef::new(Alias::new("version"))
-                            .big_integer()
-                            .not_null(),
+                        bigint("version"),
                     )
                     .col(text("actor_id"))
                     .col(text_null("actor_name"))
@@ -267,9 +216,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("tenant_id").primary_key())
                     .col(text("priority_matrix"))
                     .col(
-                        ColumnDef::new(Alias::new("reopen_window_hours"))
-                            .integer()
-                            .not_null(),
+                        int("reopen_window_hours"),
                     )
                     .col(time("updated_at"))
                     .to_owned(),
@@ -287,12 +234,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("request_hash"))
                     .col(id("ticket_id"))
                     .col(time("created_at"))
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("tenant_id"))
-                            .col(Alias::new("subject"))
-                            .col(Alias::new("key")),
-                    )
+                    .primary_key(&mut primary_key(&["tenant_id", "subject", "key"]))
                     .to_owned(),
             )
             .await?;
@@ -305,15 +247,9 @@ impl MigrationTrait for CreateTickets {
                     .col(text("tenant_id"))
                     .col(text("ticket_type"))
                     .col(
-                        ColumnDef::new(Alias::new("last_value"))
-                            .big_integer()
-                            .not_null(),
+                        bigint("last_value"),
                     )
-                    .primary_key(
-                        Index::create()
-                            .col(Alias::new("tenant_id"))
-                            .col(Alias::new("ticket_type")),
-                    )
+                    .primary_key(&mut primary_key(&["tenant_id", "ticket_type"]))
                     .to_owned(),
             )
             .await
