@@ -22,7 +22,7 @@ use desk_kit::{
     Platform, ServiceParts,
     auth::AuthInterceptor,
     db::Db,
-    events::{EventSource, Outbox, OutboxRelay, RelayHandle, streams},
+    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, streams},
 };
 use desk_proto::tickets::v1::ticket_service_server::TicketServiceServer;
 use sea_orm_migration::MigratorTrait;
@@ -61,11 +61,7 @@ pub async fn build(
         relay_handle.clone(),
     )
     .with_stream_settings(&settings.nats);
-    let store = Arc::new(store::TicketStore::new(
-        db,
-        Outbox::new(source),
-        relay_handle,
-    ));
+    let store = Arc::new(store::TicketStore::new(Publisher::new(db, Outbox::new(source), relay_handle)));
     let api = api::TicketApi::new(
         store.clone(),
         settings.region.clone(),

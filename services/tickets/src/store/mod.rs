@@ -12,7 +12,7 @@ use std::{collections::HashSet, sync::Mutex};
 use chrono::{DateTime, Utc};
 use desk_kit::{
     db::{Db, WriteTxn},
-    events::{Outbox, OutgoingEvent, RelayHandle},
+    events::{OutgoingEvent, Publisher},
 };
 use sea_orm::{
     ActiveValue::Set,
@@ -89,40 +89,30 @@ pub struct TicketFilter {
 }
 
 pub struct TicketStore {
-    db: Db,
-    outbox: Outbox,
-    relay: RelayHandle,
+    publisher: Publisher,
     /// Number sequences known to exist (PostgreSQL), so each is created once per process.
     sequences: Mutex<HashSet<String>>,
 }
 
 impl TicketStore {
-    pub fn new(db: Db, outbox: Outbox, relay: RelayHandle) -> Self {
+    pub fn new(publisher: Publisher) -> Self {
         Self {
-            db,
-            outbox,
-            relay,
+            publisher,
             sequences: Mutex::new(HashSet::new()),
         }
     }
 
     pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+        self.publisher.db()
     }
 
     pub async fn begin(&self) -> StoreResult<WriteTxn> {
-        Ok(self.db.begin_write().await?)
+        Ok(self.publisher.begin().await?)
     }
 
     /// Commits the change and its events together, then wakes the relay to publish them.
     pub async fn commit(&self, txn: WriteTxn) -> StoreResult<()> {
-        txn.commit().await?;
-        self.relay.wake();
-        Ok(())
+        Ok(self.publisher.commit(txn).await?)
     }
 
     pub async fn stage(
@@ -131,8 +121,7 @@ impl TicketStore {
         event: OutgoingEvent,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.outbox.stage(&**txn, event, now).await?;
-        Ok(())
+        Ok(self.publisher.stage(txn, event, now).await?)
     }
 
     // ---- tickets ----
@@ -175,7 +164,7 @@ impl TicketStore {
         tenant: &str,
         ticket_type: TicketType,
     ) -> StoreResult<String> {
-        let seq = if self.db.is_postgres() {
+        let seq = if self.db().is_postgres() {
             let name = sequence_name(tenant, ticket_type);
             let known = self
                 .sequences
@@ -184,7 +173,7 @@ impl TicketStore {
                 .unwrap_or(false);
             if !known {
                 // Its own statement on the pool, not in the caller's transaction: DDL should not ride on it.
-                self.db
+                self.db()
                     .connection()
                     .execute_unprepared(&format!("CREATE SEQUENCE IF NOT EXISTS {name}"))
                     .await?;
