@@ -14,8 +14,11 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Microsecond precision: what PostgreSQL keeps, so a value returned to a client equals the
+    /// one read back later.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        use chrono::SubsecRound as _;
+        Utc::now().trunc_subsecs(6)
     }
 }
 

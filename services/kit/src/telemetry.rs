@@ -50,14 +50,26 @@ pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     };
 
     let otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
     // Spans get trace ids even without an exporter, so a caller's `traceparent` still flows on into
     // the outbox and NATS headers; exporting is the only part that needs an endpoint.
-    let mut tracer_builder = opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.clone());
-    let mut guard = TelemetryGuard { tracer_provider: None, meter_provider: None };
+    let mut tracer_builder =
+        opentelemetry_sdk::trace::SdkTracerProvider::builder().with_resource(resource.clone());
+    let mut guard = TelemetryGuard {
+        tracer_provider: None,
+        meter_provider: None,
+    };
     if otlp {
-        tracer_builder = tracer_builder.with_batch_exporter(opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?);
-        let metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?;
+        tracer_builder = tracer_builder.with_batch_exporter(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()?,
+        );
+        let metrics = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()?;
         let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
             .with_periodic_exporter(metrics)
             .with_resource(resource)

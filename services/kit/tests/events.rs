@@ -58,7 +58,11 @@ struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![outbox_migration(SERVICE), inbox_migration(SERVICE), Box::new(CreateEffects)]
+        vec![
+            outbox_migration(SERVICE),
+            inbox_migration(SERVICE),
+            Box::new(CreateEffects),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -82,7 +86,12 @@ impl MigrationTrait for CreateEffects {
                 Table::create()
                     .table(Alias::new(EFFECTS))
                     .if_not_exists()
-                    .col(ColumnDef::new(Alias::new("event_id")).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Alias::new("event_id"))
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Alias::new("n")).integer().not_null())
                     .to_owned(),
             )
@@ -106,12 +115,21 @@ struct Kit {
 }
 
 fn nats_settings(url: String) -> NatsSettings {
-    NatsSettings { url, stream_max_age_hours: 1, stream_max_bytes: -1, duplicate_window_seconds: 120 }
+    NatsSettings {
+        url,
+        stream_max_age_hours: 1,
+        stream_max_bytes: -1,
+        duplicate_window_seconds: 120,
+    }
 }
 
 fn outbox_settings() -> OutboxSettings {
     // A long poll: anything prompt in these tests comes from a wake, not from the fallback poll.
-    OutboxSettings { batch_size: 256, poll_interval_ms: 60_000, retention_hours: 24 }
+    OutboxSettings {
+        batch_size: 256,
+        poll_interval_ms: 60_000,
+        retention_hours: 24,
+    }
 }
 
 impl Kit {
@@ -120,8 +138,12 @@ impl Kit {
             Backend::Postgres => postgres_database().await?,
             Backend::Sqlite => sqlite_database()?,
         };
-        let db = Db::connect(&database.url, 8).await.with_context(|| format!("connecting to {}", database.url))?;
-        Migrator::up(db.connection(), None).await.context("migrating")?;
+        let db = Db::connect(&database.url, 8)
+            .await
+            .with_context(|| format!("connecting to {}", database.url))?;
+        Migrator::up(db.connection(), None)
+            .await
+            .context("migrating")?;
         let nats = NatsServer::start().await?;
         let client = connect(&nats.url(), "kittest").await?;
         let mut jetstream = jetstream::new(client);
@@ -131,17 +153,34 @@ impl Kit {
         let nats_settings = nats_settings(nats.url());
         ensure_stream(&jetstream, &source, &nats_settings).await?;
         let outbox = Outbox::new(source.clone());
-        Ok(Kit { db, nats, jetstream, source, outbox, nats_settings, _database: database })
+        Ok(Kit {
+            db,
+            nats,
+            jetstream,
+            source,
+            outbox,
+            nats_settings,
+            _database: database,
+        })
     }
 
     fn relay(&self, handle: &RelayHandle) -> OutboxRelay {
-        OutboxRelay::new(self.db.clone(), self.jetstream.clone(), self.source.clone(), outbox_settings(), handle.clone())
+        OutboxRelay::new(
+            self.db.clone(),
+            self.jetstream.clone(),
+            self.source.clone(),
+            outbox_settings(),
+            handle.clone(),
+        )
     }
 
     /// Stages one `widget.created` event in its own transaction and commits it.
     async fn stage_committed(&self, aggregate_id: &str, payload: &[u8]) -> anyhow::Result<Uuid> {
         let txn = self.db.begin_write().await?;
-        let id = self.outbox.stage(&*txn, widget_created(aggregate_id, payload), Utc::now()).await?;
+        let id = self
+            .outbox
+            .stage(&*txn, widget_created(aggregate_id, payload), Utc::now())
+            .await?;
         txn.commit().await?;
         Ok(id)
     }
@@ -165,7 +204,10 @@ impl Kit {
         for sequence in state.first_sequence..=state.last_sequence {
             // A deleted sequence inside the range is simply absent.
             if let Ok(message) = stream.get_raw_message(sequence).await {
-                ids.push((sequence, header(&message.headers, "ce-id").unwrap_or_default()));
+                ids.push((
+                    sequence,
+                    header(&message.headers, "ce-id").unwrap_or_default(),
+                ));
             }
         }
         Ok(ids)
@@ -176,16 +218,24 @@ impl Kit {
         let rows = self
             .db
             .connection()
-            .query_all_raw(Statement::from_string(self.db.backend(), format!("SELECT stream_seq FROM {OUTBOX} ORDER BY seq")))
+            .query_all_raw(Statement::from_string(
+                self.db.backend(),
+                format!("SELECT stream_seq FROM {OUTBOX} ORDER BY seq"),
+            ))
             .await?;
-        rows.iter().map(|row| Ok(row.try_get::<Option<i64>>("", "stream_seq")?)).collect()
+        rows.iter()
+            .map(|row| Ok(row.try_get::<Option<i64>>("", "stream_seq")?))
+            .collect()
     }
 
     async fn count(&self, table: &str) -> anyhow::Result<i64> {
         let row = self
             .db
             .connection()
-            .query_one_raw(Statement::from_string(self.db.backend(), format!("SELECT COUNT(*) AS n FROM {table}")))
+            .query_one_raw(Statement::from_string(
+                self.db.backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
             .await?
             .context("COUNT(*) returned no row")?;
         Ok(row.try_get::<i64>("", "n")?)
@@ -196,14 +246,38 @@ impl Kit {
     }
 
     /// Publishes a raw message straight to JetStream (not through the outbox) and waits for the ack.
-    async fn publish_raw(&self, subject: &str, headers: HeaderMap, payload: &'static [u8]) -> anyhow::Result<jetstream::publish::PublishAck> {
-        Ok(self.jetstream.publish_with_headers(subject.to_owned(), headers, payload.into()).await?.await?)
+    async fn publish_raw(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: &'static [u8],
+    ) -> anyhow::Result<jetstream::publish::PublishAck> {
+        Ok(self
+            .jetstream
+            .publish_with_headers(subject.to_owned(), headers, payload.into())
+            .await?
+            .await?)
     }
 
-    fn consumer<H: EventHandler>(&self, durable: &str, spec: impl FnOnce(&mut ConsumerSpec), handler: H) -> InboxConsumer<H> {
-        let mut consumer_spec = ConsumerSpec::new(durable, self.source.stream_name(), vec!["desk.kt.kittest.widget.>".to_owned()]);
+    fn consumer<H: EventHandler>(
+        &self,
+        durable: &str,
+        spec: impl FnOnce(&mut ConsumerSpec),
+        handler: H,
+    ) -> InboxConsumer<H> {
+        let mut consumer_spec = ConsumerSpec::new(
+            durable,
+            self.source.stream_name(),
+            vec!["desk.kt.kittest.widget.>".to_owned()],
+        );
         spec(&mut consumer_spec);
-        InboxConsumer::new(self.db.clone(), self.jetstream.clone(), self.source.clone(), consumer_spec, handler)
+        InboxConsumer::new(
+            self.db.clone(),
+            self.jetstream.clone(),
+            self.source.clone(),
+            consumer_spec,
+            handler,
+        )
     }
 }
 
@@ -240,7 +314,11 @@ async fn read_with_consumer(kit: &Kit, filter: &str) -> anyhow::Result<Vec<jetst
     let consumer: PullConsumer = kit
         .stream()
         .await?
-        .create_consumer(pull::Config { filter_subject: filter.to_owned(), ack_policy: AckPolicy::None, ..Default::default() })
+        .create_consumer(pull::Config {
+            filter_subject: filter.to_owned(),
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
         .await?;
     let mut messages = Vec::new();
     loop {
@@ -256,10 +334,18 @@ async fn read_with_consumer(kit: &Kit, filter: &str) -> anyhow::Result<Vec<jetst
 }
 
 /// The next delivery for `consumer`, waiting at most until `deadline`.
-async fn next_delivery(consumer: &PullConsumer, deadline: Instant) -> anyhow::Result<jetstream::Message> {
+async fn next_delivery(
+    consumer: &PullConsumer,
+    deadline: Instant,
+) -> anyhow::Result<jetstream::Message> {
     loop {
         ensure!(Instant::now() < deadline, "no delivery before the deadline");
-        let mut batch = consumer.batch().max_messages(1).expires(Duration::from_millis(500)).messages().await?;
+        let mut batch = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await?;
         if let Some(message) = batch.next().await {
             return message.map_err(|e| anyhow::anyhow!(e));
         }
@@ -269,10 +355,14 @@ async fn next_delivery(consumer: &PullConsumer, deadline: Instant) -> anyhow::Re
 /// Waits until the consumer has nothing pending and nothing awaiting an ack (acks and terms are
 /// fire-and-forget, so the server may see them a moment after `process` returns).
 async fn settled(consumer: &PullConsumer) -> anyhow::Result<()> {
-    eventually(Duration::from_secs(5), "the consumer settled (no pending, no ack pending)", || async {
-        let info = consumer.get_info().await?;
-        Ok((info.num_ack_pending == 0 && info.num_pending == 0).then_some(()))
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the consumer settled (no pending, no ack pending)",
+        || async {
+            let info = consumer.get_info().await?;
+            Ok((info.num_ack_pending == 0 && info.num_pending == 0).then_some(()))
+        },
+    )
     .await
 }
 
@@ -320,12 +410,19 @@ struct EffectHandler {
 
 impl EffectHandler {
     fn new(outcome: Outcome) -> Self {
-        Self { outcome, calls: Arc::default() }
+        Self {
+            outcome,
+            calls: Arc::default(),
+        }
     }
 }
 
 impl EventHandler for EffectHandler {
-    fn handle<'a>(&'a self, txn: &'a DatabaseTransaction, event: &'a IncomingEvent) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        event: &'a IncomingEvent,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if let Outcome::Reject(reason) = self.outcome {
@@ -339,7 +436,9 @@ impl EventHandler for EffectHandler {
                 .to_owned();
             txn.execute(&insert).await?;
             match self.outcome {
-                Outcome::Retry => Err(HandlerError::Retry("the widget registry is down".to_owned())),
+                Outcome::Retry => Err(HandlerError::Retry(
+                    "the widget registry is down".to_owned(),
+                )),
                 _ => Ok(()),
             }
         })
@@ -359,14 +458,24 @@ macro_rules! on_both_backends {
         async fn $on_postgres() -> anyhow::Result<()> {
             tokio::time::timeout(SCENARIO_LIMIT, $scenario(Backend::Postgres))
                 .await
-                .with_context(|| format!("{} did not finish within {SCENARIO_LIMIT:?}", stringify!($on_postgres)))?
+                .with_context(|| {
+                    format!(
+                        "{} did not finish within {SCENARIO_LIMIT:?}",
+                        stringify!($on_postgres)
+                    )
+                })?
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $on_sqlite() -> anyhow::Result<()> {
             tokio::time::timeout(SCENARIO_LIMIT, $scenario(Backend::Sqlite))
                 .await
-                .with_context(|| format!("{} did not finish within {SCENARIO_LIMIT:?}", stringify!($on_sqlite)))?
+                .with_context(|| {
+                    format!(
+                        "{} did not finish within {SCENARIO_LIMIT:?}",
+                        stringify!($on_sqlite)
+                    )
+                })?
         }
     };
 }
@@ -386,7 +495,10 @@ async fn committed_event_is_published_once(backend: Backend) -> anyhow::Result<(
     let payload: &[u8] = b"\x0a\x03w-1\x10\x01\x00\xff binary, not text";
     let now: DateTime<Utc> = Utc::now();
     let txn = kit.db.begin_write().await?;
-    let id = kit.outbox.stage(&*txn, widget_created("w-1", payload), now).await?;
+    let id = kit
+        .outbox
+        .stage(&*txn, widget_created("w-1", payload), now)
+        .await?;
     txn.commit().await?;
     assert_eq!(kit.pending().await?, 1, "the committed row is pending");
 
@@ -400,28 +512,70 @@ async fn committed_event_is_published_once(backend: Backend) -> anyhow::Result<(
     assert_eq!(messages.len(), 1, "one message on {WIDGET_CREATED}");
     let message = &messages[0];
     assert_eq!(message.subject.as_str(), WIDGET_CREATED);
-    let headers = message.headers.as_ref().context("the message has headers")?;
+    let headers = message
+        .headers
+        .as_ref()
+        .context("the message has headers")?;
     let id = id.to_string();
-    assert_eq!(header(headers, "ce-id").as_deref(), Some(id.as_str()), "ce-id is the staged event id");
-    assert_eq!(header(headers, "Nats-Msg-Id").as_deref(), Some(id.as_str()), "Nats-Msg-Id equals ce-id");
+    assert_eq!(
+        header(headers, "ce-id").as_deref(),
+        Some(id.as_str()),
+        "ce-id is the staged event id"
+    );
+    assert_eq!(
+        header(headers, "Nats-Msg-Id").as_deref(),
+        Some(id.as_str()),
+        "Nats-Msg-Id equals ce-id"
+    );
     assert_eq!(header(headers, "ce-specversion").as_deref(), Some("1.0"));
-    assert_eq!(header(headers, "ce-type").as_deref(), Some("desk.kittest.widget.created.v1"));
-    assert_eq!(header(headers, "ce-source").as_deref(), Some("/desk/kt/kittest"));
+    assert_eq!(
+        header(headers, "ce-type").as_deref(),
+        Some("desk.kittest.widget.created.v1")
+    );
+    assert_eq!(
+        header(headers, "ce-source").as_deref(),
+        Some("/desk/kt/kittest")
+    );
     assert_eq!(header(headers, "ce-subject").as_deref(), Some("w-1"));
     assert_eq!(header(headers, "ce-tenant").as_deref(), Some("acme"));
-    assert_eq!(header(headers, "Content-Type").as_deref(), Some("application/protobuf"));
+    assert_eq!(
+        header(headers, "Content-Type").as_deref(),
+        Some("application/protobuf")
+    );
     let ce_time = header(headers, "ce-time").context("ce-time is set")?;
-    let ce_time = DateTime::parse_from_rfc3339(&ce_time).with_context(|| format!("ce-time {ce_time:?} is RFC 3339"))?;
-    assert_eq!(ce_time.timestamp_micros(), now.timestamp_micros(), "ce-time is the staging time (to the microsecond)");
-    assert_eq!(message.payload.as_ref(), payload, "the body is the staged bytes, unchanged");
-    let attributes = CloudEventAttributes::from_headers(headers).context("the headers parse back")?;
+    let ce_time = DateTime::parse_from_rfc3339(&ce_time)
+        .with_context(|| format!("ce-time {ce_time:?} is RFC 3339"))?;
+    assert_eq!(
+        ce_time.timestamp_micros(),
+        now.timestamp_micros(),
+        "ce-time is the staging time (to the microsecond)"
+    );
+    assert_eq!(
+        message.payload.as_ref(),
+        payload,
+        "the body is the staged bytes, unchanged"
+    );
+    let attributes =
+        CloudEventAttributes::from_headers(headers).context("the headers parse back")?;
     assert_eq!(attributes.id.to_string(), id);
 
     // and the row is marked with its stream sequence, so a second pass publishes nothing.
     assert_eq!(kit.pending().await?, 0, "nothing pending after the pass");
-    assert_eq!(kit.outbox_stream_seqs().await?, vec![Some(1)], "the row records the JetStream sequence");
-    assert_eq!(relay.publish_batch().await?.published, 0, "a second pass publishes nothing");
-    assert_eq!(kit.stream_state().await?.messages, 1, "the stream holds the event once");
+    assert_eq!(
+        kit.outbox_stream_seqs().await?,
+        vec![Some(1)],
+        "the row records the JetStream sequence"
+    );
+    assert_eq!(
+        relay.publish_batch().await?.published,
+        0,
+        "a second pass publishes nothing"
+    );
+    assert_eq!(
+        kit.stream_state().await?.messages,
+        1,
+        "the stream holds the event once"
+    );
     Ok(())
 }
 
@@ -435,7 +589,9 @@ async fn rolled_back_event_is_never_published(backend: Backend) -> anyhow::Resul
     let relay = kit.relay(&RelayHandle::default());
     {
         let txn = kit.db.begin_write().await?;
-        kit.outbox.stage(&*txn, widget_created("w-1", b"never"), Utc::now()).await?;
+        kit.outbox
+            .stage(&*txn, widget_created("w-1", b"never"), Utc::now())
+            .await?;
         drop(txn);
     }
     assert_eq!(kit.pending().await?, 0, "a rolled-back row does not exist");
@@ -461,19 +617,33 @@ async fn running_relay_publishes_after_wake(backend: Backend) -> anyhow::Result<
     // when 20 events are committed one by one, each followed by a wake,
     let mut staged = Vec::new();
     for n in 0..20 {
-        staged.push(kit.stage_committed(&format!("w-{n}"), format!("widget {n}").as_bytes()).await?.to_string());
+        staged.push(
+            kit.stage_committed(&format!("w-{n}"), format!("widget {n}").as_bytes())
+                .await?
+                .to_string(),
+        );
         handle.wake();
     }
 
     // then all arrive promptly (long before the poll), in staging order,
-    let published = eventually(Duration::from_secs(10), "20 events in the stream", || async {
-        let ids = kit.stream_event_ids().await?;
-        Ok((ids.len() >= 20).then_some(ids))
-    })
+    let published = eventually(
+        Duration::from_secs(10),
+        "20 events in the stream",
+        || async {
+            let ids = kit.stream_event_ids().await?;
+            Ok((ids.len() >= 20).then_some(ids))
+        },
+    )
     .await?;
     let in_stream: Vec<String> = published.into_iter().map(|(_, id)| id).collect();
-    assert_eq!(in_stream, staged, "the stream holds each event once, in outbox order");
-    eventually(Duration::from_secs(5), "the outbox drained", || async { Ok((kit.pending().await? == 0).then_some(())) }).await?;
+    assert_eq!(
+        in_stream, staged,
+        "the stream holds each event once, in outbox order"
+    );
+    eventually(Duration::from_secs(5), "the outbox drained", || async {
+        Ok((kit.pending().await? == 0).then_some(()))
+    })
+    .await?;
 
     // and cancelling the token ends the run loop.
     shutdown.cancel();
@@ -500,20 +670,36 @@ async fn republished_row_is_deduplicated(backend: Backend) -> anyhow::Result<()>
     // whose row is marked unpublished again (a crash between the JetStream ack and the mark),
     kit.db
         .connection()
-        .execute_unprepared(&format!("UPDATE {OUTBOX} SET published_at = NULL, stream_seq = NULL"))
+        .execute_unprepared(&format!(
+            "UPDATE {OUTBOX} SET published_at = NULL, stream_seq = NULL"
+        ))
         .await?;
     assert_eq!(kit.pending().await?, 1);
 
     // when the relay publishes it again,
-    assert_eq!(relay.publish_batch().await?.published, 1, "the relay re-sends the row");
+    assert_eq!(
+        relay.publish_batch().await?.published,
+        1,
+        "the relay re-sends the row"
+    );
 
     // then JetStream drops the re-send: one message, and the row gets the original sequence back.
-    assert_eq!(kit.stream_state().await?.messages, 1, "the duplicate window dropped the re-send");
-    assert_eq!(kit.outbox_stream_seqs().await?, first_seq, "the duplicate's ack carries the original sequence");
+    assert_eq!(
+        kit.stream_state().await?.messages,
+        1,
+        "the duplicate window dropped the re-send"
+    );
+    assert_eq!(
+        kit.outbox_stream_seqs().await?,
+        first_seq,
+        "the duplicate's ack carries the original sequence"
+    );
     assert_eq!(kit.pending().await?, 0);
 
     // (The relay does not expose the ack; the same Nats-Msg-Id sent by hand shows JetStream calls it a duplicate.)
-    let ack = kit.publish_raw(WIDGET_CREATED, cloud_event_headers(id), b"once").await?;
+    let ack = kit
+        .publish_raw(WIDGET_CREATED, cloud_event_headers(id), b"once")
+        .await?;
     assert!(ack.duplicate, "{ack:?}");
     assert_eq!(ack.sequence, 1, "{ack:?}");
     Ok(())
@@ -532,23 +718,34 @@ async fn publishing_survives_a_nats_outage(backend: Backend) -> anyhow::Result<(
 
     // when the relay tries to publish, then the pass fails and the row stays pending;
     let attempt = relay.publish_batch().await;
-    assert!(attempt.is_err(), "publishing with NATS down must fail, got {attempt:?}");
+    assert!(
+        attempt.is_err(),
+        "publishing with NATS down must fail, got {attempt:?}"
+    );
     assert_eq!(kit.pending().await?, 1, "the row is still pending");
     assert_eq!(kit.outbox_stream_seqs().await?, vec![None]);
 
     // and once NATS is back, a pass publishes it — once, whatever the client buffered meanwhile.
     kit.nats.restart().await?;
-    eventually(Duration::from_secs(20), "a pass publishing the row after the restart", || async {
-        match relay.publish_batch().await {
-            Ok(outcome) if outcome.published == 1 => Ok(Some(())),
-            Ok(outcome) => bail!("unexpected outcome {outcome:?}"),
-            Err(error) => Err(error),
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "a pass publishing the row after the restart",
+        || async {
+            match relay.publish_batch().await {
+                Ok(outcome) if outcome.published == 1 => Ok(Some(())),
+                Ok(outcome) => bail!("unexpected outcome {outcome:?}"),
+                Err(error) => Err(error),
+            }
+        },
+    )
     .await?;
     assert_eq!(kit.pending().await?, 0);
     let ids = kit.stream_event_ids().await?;
-    assert_eq!(ids, vec![(1, id.to_string())], "the stream holds the event exactly once");
+    assert_eq!(
+        ids,
+        vec![(1, id.to_string())],
+        "the stream holds the event exactly once"
+    );
     Ok(())
 }
 
@@ -562,27 +759,52 @@ async fn reconcile_republishes_the_lost_gap(backend: Backend) -> anyhow::Result<
     let relay = kit.relay(&RelayHandle::default());
     let mut staged = Vec::new();
     for n in 0..3 {
-        staged.push(kit.stage_committed(&format!("w-{n}"), b"kept").await?.to_string());
+        staged.push(
+            kit.stage_committed(&format!("w-{n}"), b"kept")
+                .await?
+                .to_string(),
+        );
     }
     assert_eq!(relay.publish_batch().await?.published, 3);
-    assert_eq!(kit.outbox_stream_seqs().await?, vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(
+        kit.outbox_stream_seqs().await?,
+        vec![Some(1), Some(2), Some(3)]
+    );
 
     // and a NATS host that lost its data (the stream deleted and re-created empty — a purge would
     // keep last_sequence at 3, so it does not model a lost store),
-    kit.jetstream.delete_stream(kit.source.stream_name()).await?;
+    kit.jetstream
+        .delete_stream(kit.source.stream_name())
+        .await?;
     ensure_stream(&kit.jetstream, &kit.source, &kit.nats_settings).await?;
     assert_eq!(kit.stream_state().await?.last_sequence, 0);
 
     // when the relay reconciles, then the rows beyond the stream's last sequence are pending again,
-    assert_eq!(relay.reconcile_with_stream().await?, 3, "all three rows are beyond the new stream's end");
+    assert_eq!(
+        relay.reconcile_with_stream().await?,
+        3,
+        "all three rows are beyond the new stream's end"
+    );
     assert_eq!(kit.pending().await?, 3);
 
     // and the next pass publishes them again, in order, on the new stream.
     assert_eq!(relay.publish_batch().await?.published, 3);
-    let in_stream: Vec<String> = kit.stream_event_ids().await?.into_iter().map(|(_, id)| id).collect();
+    let in_stream: Vec<String> = kit
+        .stream_event_ids()
+        .await?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     assert_eq!(in_stream, staged);
-    assert_eq!(kit.outbox_stream_seqs().await?, vec![Some(1), Some(2), Some(3)]);
-    assert_eq!(relay.reconcile_with_stream().await?, 0, "nothing left to reconcile");
+    assert_eq!(
+        kit.outbox_stream_seqs().await?,
+        vec![Some(1), Some(2), Some(3)]
+    );
+    assert_eq!(
+        relay.reconcile_with_stream().await?,
+        0,
+        "nothing left to reconcile"
+    );
     Ok(())
 }
 
@@ -613,27 +835,53 @@ enum NextEvent {
 
 /// The module docs promise: "Whenever the relay (re)connects it compares the stream's last
 /// sequence with the highest sequence it recorded and re-publishes the gap."
-async fn running_relay_republishes_after_nats_data_loss(backend: Backend, next_event: NextEvent) -> anyhow::Result<()> {
+async fn running_relay_republishes_after_nats_data_loss(
+    backend: Backend,
+    next_event: NextEvent,
+) -> anyhow::Result<()> {
     // Given a running relay that published three events,
     let mut kit = Kit::start(backend).await?;
     let handle = RelayHandle::default();
     let shutdown = CancellationToken::new();
     // (The production default poll, so nothing here waits on a minute-long fallback.)
-    let relay = OutboxRelay::new(kit.db.clone(), kit.jetstream.clone(), kit.source.clone(), OutboxSettings { poll_interval_ms: 1000, ..outbox_settings() }, handle.clone());
+    let relay = OutboxRelay::new(
+        kit.db.clone(),
+        kit.jetstream.clone(),
+        kit.source.clone(),
+        OutboxSettings {
+            poll_interval_ms: 1000,
+            ..outbox_settings()
+        },
+        handle.clone(),
+    );
     let running = tokio::spawn(relay.run(shutdown.clone()));
     let mut staged = Vec::new();
     for n in 0..3 {
-        staged.push(kit.stage_committed(&format!("w-{n}"), b"before the crash").await?.to_string());
+        staged.push(
+            kit.stage_committed(&format!("w-{n}"), b"before the crash")
+                .await?
+                .to_string(),
+        );
         handle.wake();
     }
-    eventually(Duration::from_secs(10), "3 events published", || async { Ok((kit.stream_event_ids().await?.len() == 3).then_some(())) }).await?;
-    eventually(Duration::from_secs(5), "3 rows marked", || async { Ok((kit.pending().await? == 0).then_some(())) }).await?;
+    eventually(Duration::from_secs(10), "3 events published", || async {
+        Ok((kit.stream_event_ids().await?.len() == 3).then_some(()))
+    })
+    .await?;
+    eventually(Duration::from_secs(5), "3 rows marked", || async {
+        Ok((kit.pending().await? == 0).then_some(()))
+    })
+    .await?;
 
     // when the NATS host crashes and comes back without its store (the stream re-created empty,
     // as a service start-up would), and one more event is committed (during or after the outage),
     kit.nats.stop().await;
     if next_event == NextEvent::DuringOutage {
-        staged.push(kit.stage_committed("w-3", b"during the outage").await?.to_string());
+        staged.push(
+            kit.stage_committed("w-3", b"during the outage")
+                .await?
+                .to_string(),
+        );
         handle.wake();
         // Not an assertion: gives the relay time to attempt (and fail) a publish while NATS is down.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -641,24 +889,41 @@ async fn running_relay_republishes_after_nats_data_loss(backend: Backend, next_e
     std::fs::remove_dir_all(kit.nats.store_dir())?;
     std::fs::create_dir_all(kit.nats.store_dir())?;
     kit.nats.restart().await?;
-    eventually(Duration::from_secs(15), "the stream re-created after the restart", || async {
-        ensure_stream(&kit.jetstream, &kit.source, &kit.nats_settings).await?;
-        Ok(Some(()))
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the stream re-created after the restart",
+        || async {
+            ensure_stream(&kit.jetstream, &kit.source, &kit.nats_settings).await?;
+            Ok(Some(()))
+        },
+    )
     .await?;
     if next_event == NextEvent::AfterRestart {
-        staged.push(kit.stage_committed("w-3", b"after the restart").await?.to_string());
+        staged.push(
+            kit.stage_committed("w-3", b"after the restart")
+                .await?
+                .to_string(),
+        );
         handle.wake();
     }
 
     // then the relay re-publishes the three lost events as well: the stream holds all four.
-    let result = eventually(Duration::from_secs(8), "all four events in the re-created stream", || async {
-        let mut in_stream: Vec<String> = kit.stream_event_ids().await?.into_iter().map(|(_, id)| id).collect();
-        in_stream.sort();
-        let mut expected = staged.clone();
-        expected.sort();
-        Ok((in_stream == expected).then_some(()))
-    })
+    let result = eventually(
+        Duration::from_secs(8),
+        "all four events in the re-created stream",
+        || async {
+            let mut in_stream: Vec<String> = kit
+                .stream_event_ids()
+                .await?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+            in_stream.sort();
+            let mut expected = staged.clone();
+            expected.sort();
+            Ok((in_stream == expected).then_some(()))
+        },
+    )
     .await;
     let in_stream = kit.stream_event_ids().await?;
     shutdown.cancel();
@@ -678,7 +943,10 @@ async fn ensure_stream_is_idempotent_and_brings_limits_up_to_date() -> anyhow::R
 
         // when the stream is ensured twice, then it exists once, as configured, and keeps its messages;
         ensure_stream(&jetstream, &source, &settings).await?;
-        jetstream.publish(WIDGET_CREATED, "kept".into()).await?.await?;
+        jetstream
+            .publish(WIDGET_CREATED, "kept".into())
+            .await?
+            .await?;
         ensure_stream(&jetstream, &source, &settings).await?;
         let mut names = jetstream.stream_names();
         let mut streams = Vec::new();
@@ -686,28 +954,46 @@ async fn ensure_stream_is_idempotent_and_brings_limits_up_to_date() -> anyhow::R
             streams.push(name?);
         }
         assert_eq!(streams, vec!["DESK_KT_KITTEST".to_owned()]);
-        let info = jetstream.get_stream("DESK_KT_KITTEST").await?.get_info().await?;
+        let info = jetstream
+            .get_stream("DESK_KT_KITTEST")
+            .await?
+            .get_info()
+            .await?;
         assert_eq!(info.config.subjects, vec!["desk.kt.kittest.>".to_owned()]);
         assert_eq!(info.config.storage, jetstream::stream::StorageType::File);
         assert_eq!(info.config.max_age, Duration::from_secs(3600));
         assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
-        assert_eq!(info.state.messages, 1, "ensuring again keeps the stream's messages");
+        assert_eq!(
+            info.state.messages, 1,
+            "ensuring again keeps the stream's messages"
+        );
 
         // and when the configured limits change, ensuring again updates the existing stream;
         settings.stream_max_age_hours = 2;
         settings.stream_max_bytes = 64 * 1024 * 1024;
         settings.duplicate_window_seconds = 300;
         ensure_stream(&jetstream, &source, &settings).await?;
-        let info = jetstream.get_stream("DESK_KT_KITTEST").await?.get_info().await?;
+        let info = jetstream
+            .get_stream("DESK_KT_KITTEST")
+            .await?
+            .get_info()
+            .await?;
         assert_eq!(info.config.max_age, Duration::from_secs(2 * 3600));
         assert_eq!(info.config.max_bytes, 64 * 1024 * 1024);
         assert_eq!(info.config.duplicate_window, Duration::from_secs(300));
-        assert_eq!(info.state.messages, 1, "updating limits keeps the stream's messages");
+        assert_eq!(
+            info.state.messages, 1,
+            "updating limits keeps the stream's messages"
+        );
 
         // and a duplicate window below the contract's two minutes is raised to two minutes.
         settings.duplicate_window_seconds = 10;
         ensure_stream(&jetstream, &source, &settings).await?;
-        let info = jetstream.get_stream("DESK_KT_KITTEST").await?.get_info().await?;
+        let info = jetstream
+            .get_stream("DESK_KT_KITTEST")
+            .await?
+            .get_info()
+            .await?;
         assert_eq!(info.config.duplicate_window, Duration::from_secs(120));
         anyhow::Ok(())
     })
@@ -747,10 +1033,17 @@ async fn inbox_applies_once(backend: Backend) -> anyhow::Result<()> {
     }
 
     // then the first applies and the second is a recognised duplicate: one effect, one inbox row,
-    assert_eq!(dispositions, vec![Disposition::Applied, Disposition::Duplicate]);
+    assert_eq!(
+        dispositions,
+        vec![Disposition::Applied, Disposition::Duplicate]
+    );
     assert_eq!(kit.count(EFFECTS).await?, 1, "the effect happened once");
     assert_eq!(kit.count(INBOX).await?, 1, "the event id is recorded once");
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 1, "the handler ran once");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        1,
+        "the handler ran once"
+    );
 
     // and both deliveries are acknowledged.
     settled(&consumer).await?;
@@ -778,7 +1071,8 @@ async fn failing_handler_is_retried_then_dead_lettered(backend: Backend) -> anyh
     );
     let consumer = inbox.ensure().await?;
     let id = Uuid::now_v7();
-    kit.publish_raw(WIDGET_CREATED, cloud_event_headers(id), b"widget").await?;
+    kit.publish_raw(WIDGET_CREATED, cloud_event_headers(id), b"widget")
+        .await?;
 
     // when each delivery is processed until the consumer gives up,
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -789,36 +1083,75 @@ async fn failing_handler_is_retried_then_dead_lettered(backend: Backend) -> anyh
         if let Some(at) = last_nak {
             // The server honours the nak delay: a redelivery never comes before the back-off.
             let waited = at.elapsed();
-            assert!(waited >= backoff - Duration::from_millis(10), "redelivered after {waited:?}, back-off is {backoff:?}");
+            assert!(
+                waited >= backoff - Duration::from_millis(10),
+                "redelivered after {waited:?}, back-off is {backoff:?}"
+            );
         }
         let delivered = message.info().map_err(|e| anyhow::anyhow!(e))?.delivered;
-        assert_eq!(delivered, dispositions.len() as i64 + 1, "deliveries are counted");
+        assert_eq!(
+            delivered,
+            dispositions.len() as i64 + 1,
+            "deliveries are counted"
+        );
         let disposition = inbox.process(&message).await?;
         last_nak = Some(Instant::now());
         dispositions.push(disposition);
         if disposition == Disposition::DeadLettered {
             break;
         }
-        ensure!(dispositions.len() < 10, "never dead-lettered: {dispositions:?}");
+        ensure!(
+            dispositions.len() < 10,
+            "never dead-lettered: {dispositions:?}"
+        );
     }
 
     // then it was retried twice and dead-lettered on the third delivery,
-    assert_eq!(dispositions, vec![Disposition::Retrying, Disposition::Retrying, Disposition::DeadLettered]);
+    assert_eq!(
+        dispositions,
+        vec![
+            Disposition::Retrying,
+            Disposition::Retrying,
+            Disposition::DeadLettered
+        ]
+    );
     assert_eq!(handler.calls.load(Ordering::SeqCst), 3);
 
     // the event sits on the dead-letter subject with the failure in `desk-error`,
     let dead_letter = kit.source.dead_letter_subject(durable);
     assert_eq!(dead_letter, "desk.kt.kittest.deadletter.kittest-retry");
-    let parked = kit.stream().await?.get_last_raw_message_by_subject(&dead_letter).await?;
+    let parked = kit
+        .stream()
+        .await?
+        .get_last_raw_message_by_subject(&dead_letter)
+        .await?;
     let error = header(&parked.headers, "desk-error").context("desk-error header")?;
-    assert!(error.contains("the widget registry is down"), "desk-error = {error:?}");
-    assert_eq!(header(&parked.headers, "ce-id"), Some(id.to_string()), "the dead letter keeps the CloudEvents headers");
-    assert_eq!(header(&parked.headers, "desk-original-subject").as_deref(), Some(WIDGET_CREATED));
+    assert!(
+        error.contains("the widget registry is down"),
+        "desk-error = {error:?}"
+    );
+    assert_eq!(
+        header(&parked.headers, "ce-id"),
+        Some(id.to_string()),
+        "the dead letter keeps the CloudEvents headers"
+    );
+    assert_eq!(
+        header(&parked.headers, "desk-original-subject").as_deref(),
+        Some(WIDGET_CREATED)
+    );
     assert_eq!(parked.payload.as_ref(), b"widget");
 
     // no effect survived any attempt, and the message is not delivered again.
-    assert_eq!(kit.count(EFFECTS).await?, 0, "every attempt's effect rolled back");
-    assert_eq!(kit.count(INBOX).await?, 0, "a failed event is not recorded as processed");
+    assert_eq!(
+        kit.count(EFFECTS).await?,
+        0,
+        "every attempt's effect rolled back"
+    );
+    assert_eq!(
+        kit.count(INBOX).await?,
+        0,
+        "a failed event is not recorded as processed"
+    );
     settled(&consumer).await?;
     Ok(())
 }
@@ -834,16 +1167,28 @@ async fn rejecting_handler_dead_letters_at_once(backend: Backend) -> anyhow::Res
     let durable = "kittest-reject";
     let inbox = kit.consumer(durable, |spec| spec.max_deliver = 5, handler.clone());
     let consumer = inbox.ensure().await?;
-    kit.publish_raw(WIDGET_CREATED, cloud_event_headers(Uuid::now_v7()), b"widget").await?;
+    kit.publish_raw(
+        WIDGET_CREATED,
+        cloud_event_headers(Uuid::now_v7()),
+        b"widget",
+    )
+    .await?;
 
     // when the first delivery is processed, then it is dead-lettered at once.
     let message = next_delivery(&consumer, Instant::now() + Duration::from_secs(10)).await?;
     assert_eq!(message.info().map_err(|e| anyhow::anyhow!(e))?.delivered, 1);
     assert_eq!(inbox.process(&message).await?, Disposition::DeadLettered);
     assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
-    let parked = kit.stream().await?.get_last_raw_message_by_subject(&kit.source.dead_letter_subject(durable)).await?;
+    let parked = kit
+        .stream()
+        .await?
+        .get_last_raw_message_by_subject(&kit.source.dead_letter_subject(durable))
+        .await?;
     let error = header(&parked.headers, "desk-error").context("desk-error header")?;
-    assert!(error.contains("widget contradicts the model"), "desk-error = {error:?}");
+    assert!(
+        error.contains("widget contradicts the model"),
+        "desk-error = {error:?}"
+    );
     assert_eq!(kit.count(EFFECTS).await?, 0);
     settled(&consumer).await?;
     Ok(())
@@ -867,24 +1212,42 @@ async fn message_without_cloudevents_is_dead_lettered(backend: Backend) -> anyho
         handler.clone(),
     );
     let consumer = inbox.ensure().await?;
-    kit.jetstream.publish(WIDGET_CREATED, "no headers".into()).await?.await?;
+    kit.jetstream
+        .publish(WIDGET_CREATED, "no headers".into())
+        .await?
+        .await?;
     let mut malformed = cloud_event_headers(Uuid::now_v7());
     malformed.insert("ce-id", "not-a-uuid");
-    kit.publish_raw(WIDGET_CREATED, malformed, b"bad id").await?;
+    kit.publish_raw(WIDGET_CREATED, malformed, b"bad id")
+        .await?;
 
     // when each is delivered, then each is dead-lettered on its first delivery without the handler,
     let deadline = Instant::now() + Duration::from_secs(10);
     for _ in 0..2 {
         let message = next_delivery(&consumer, deadline).await?;
-        assert_eq!(message.info().map_err(|e| anyhow::anyhow!(e))?.delivered, 1, "a first delivery");
+        assert_eq!(
+            message.info().map_err(|e| anyhow::anyhow!(e))?.delivered,
+            1,
+            "a first delivery"
+        );
         assert_eq!(inbox.process(&message).await?, Disposition::DeadLettered);
     }
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 0, "the handler never saw them");
+    assert_eq!(
+        handler.calls.load(Ordering::SeqCst),
+        0,
+        "the handler never saw them"
+    );
     let dead_letters = read_with_consumer(&kit, &kit.source.dead_letter_subject(durable)).await?;
     assert_eq!(dead_letters.len(), 2);
     for parked in &dead_letters {
-        let headers = parked.headers.as_ref().context("dead letters carry headers")?;
-        assert!(header(headers, "desk-error").is_some_and(|e| e.contains("CloudEvents")), "{headers:?}");
+        let headers = parked
+            .headers
+            .as_ref()
+            .context("dead letters carry headers")?;
+        assert!(
+            header(headers, "desk-error").is_some_and(|e| e.contains("CloudEvents")),
+            "{headers:?}"
+        );
     }
     assert_eq!(dead_letters[0].payload.as_ref(), b"no headers");
 
@@ -904,9 +1267,20 @@ async fn multi_line_failure_is_dead_lettered(backend: Backend) -> anyhow::Result
     // Given a handler that rejects with a reason spanning two lines,
     let kit = Kit::start(backend).await?;
     let durable = "kittest-multiline";
-    let inbox = Arc::new(kit.consumer(durable, |_| {}, EffectHandler::new(Outcome::Reject("cannot decode widget\ncaused by: truncated\r\n"))));
+    let inbox = Arc::new(kit.consumer(
+        durable,
+        |_| {},
+        EffectHandler::new(Outcome::Reject(
+            "cannot decode widget\ncaused by: truncated\r\n",
+        )),
+    ));
     let consumer = inbox.ensure().await?;
-    kit.publish_raw(WIDGET_CREATED, cloud_event_headers(Uuid::now_v7()), b"widget").await?;
+    kit.publish_raw(
+        WIDGET_CREATED,
+        cloud_event_headers(Uuid::now_v7()),
+        b"widget",
+    )
+    .await?;
 
     // when the delivery is processed (in a task, so a panic is caught and reported),
     let message = next_delivery(&consumer, Instant::now() + Duration::from_secs(10)).await?;
@@ -916,14 +1290,23 @@ async fn multi_line_failure_is_dead_lettered(backend: Backend) -> anyhow::Result
     };
     let disposition = match processing.await {
         Ok(result) => result?,
-        Err(error) if error.is_panic() => bail!("InboxConsumer::process panicked on a multi-line failure reason: {error}"),
+        Err(error) if error.is_panic() => {
+            bail!("InboxConsumer::process panicked on a multi-line failure reason: {error}")
+        }
         Err(error) => return Err(error.into()),
     };
 
     // then it is dead-lettered with the reason, on one line, in `desk-error`.
     assert_eq!(disposition, Disposition::DeadLettered);
-    let parked = kit.stream().await?.get_last_raw_message_by_subject(&kit.source.dead_letter_subject(durable)).await?;
+    let parked = kit
+        .stream()
+        .await?
+        .get_last_raw_message_by_subject(&kit.source.dead_letter_subject(durable))
+        .await?;
     let error = header(&parked.headers, "desk-error").context("desk-error header")?;
-    assert!(error.contains("cannot decode widget") && error.contains("truncated"), "desk-error = {error:?}");
+    assert!(
+        error.contains("cannot decode widget") && error.contains("truncated"),
+        "desk-error = {error:?}"
+    );
     Ok(())
 }

@@ -61,7 +61,11 @@ pub async fn build(
         relay_handle.clone(),
     )
     .with_stream_settings(&settings.nats);
-    let store = Arc::new(store::TicketStore::new(Publisher::new(db, Outbox::new(source), relay_handle)));
+    let store = Arc::new(store::TicketStore::new(Publisher::new(
+        db,
+        Outbox::new(source),
+        relay_handle,
+    )));
     let api = api::TicketApi::new(
         store.clone(),
         settings.region.clone(),

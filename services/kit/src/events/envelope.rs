@@ -153,7 +153,11 @@ impl CloudEventAttributes {
 /// length is capped.
 pub fn header_safe(value: &str) -> String {
     const MAX_CHARS: usize = 1024;
-    value.chars().take(MAX_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect()
+    value
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// An event as a consumer receives it.

@@ -248,7 +248,10 @@ impl<H: EventHandler> InboxConsumer<H> {
     async fn dead_letter(&self, message: &jetstream::Message, reason: &str) -> anyhow::Result<()> {
         let mut headers = message.headers.clone().unwrap_or_default();
         headers.insert("desk-error", super::envelope::header_safe(reason).as_str());
-        headers.insert("desk-original-subject", super::envelope::header_safe(message.subject.as_str()).as_str());
+        headers.insert(
+            "desk-original-subject",
+            super::envelope::header_safe(message.subject.as_str()).as_str(),
+        );
         // A fresh message id: the original's would be dropped as a duplicate if it came from our own stream.
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,

@@ -20,7 +20,7 @@ use std::{sync::Arc, time::Duration};
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DbErr, QueryResult,
+    ConnectionTrait, DbErr, QueryResult, TransactionTrait,
     sea_query::{Alias, CaseStatement, Expr, ExprTrait, Order, Query},
 };
 use tokio::sync::Notify;
@@ -145,7 +145,8 @@ impl OutboxRelay {
         handle: RelayHandle,
     ) -> Self {
         let table = outbox_table(source.service);
-        let stream_config = super::streams::stream_config(&source, &crate::settings::Settings::defaults().nats);
+        let stream_config =
+            super::streams::stream_config(&source, &crate::settings::Settings::defaults().nats);
         Self {
             db,
             jetstream,
@@ -170,14 +171,18 @@ impl OutboxRelay {
         let mut failures: u32 = 0;
         let mut needs_reconcile = true;
         let statistics = self.jetstream.client().statistics();
-        let mut connects = statistics.connects.load(std::sync::atomic::Ordering::Relaxed);
+        let mut connects = statistics
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed);
         let mut last_purge = std::time::Instant::now();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
             // A reconnect may mean a restarted server that lost what it had acknowledged.
-            let now_connects = statistics.connects.load(std::sync::atomic::Ordering::Relaxed);
+            let now_connects = statistics
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed);
             if now_connects != connects {
                 connects = now_connects;
                 needs_reconcile = true;
@@ -245,8 +250,10 @@ impl OutboxRelay {
 
     /// One pass: publish up to `batch_size` pending rows in order and mark them.
     pub async fn publish_batch(&self) -> anyhow::Result<BatchOutcome> {
-        let txn = self.db.begin_write().await?;
         if self.db.is_postgres() {
+            // The advisory lock, held by this transaction, keeps other replicas' relays out while
+            // this one publishes, so order is kept; it blocks no writer.
+            let txn = self.db.connection().begin().await?;
             let locked = txn
                 .query_one_raw(sea_orm::Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
@@ -263,8 +270,46 @@ impl OutboxRelay {
                     ..BatchOutcome::default()
                 });
             }
+            let pending = self.select_pending(&txn).await?;
+            let (acknowledged, error) = self.publish(&pending).await;
+            self.mark_published(&txn, &acknowledged).await?;
+            txn.commit().await?;
+            self.outcome(&pending, acknowledged.len(), error)
+        } else {
+            // SQLite serves one process. Read and publish without the writer lock, so that writers
+            // never wait on NATS, then mark in a short write transaction.
+            let pending = self.select_pending(self.db.connection()).await?;
+            let (acknowledged, error) = self.publish(&pending).await;
+            if !acknowledged.is_empty() {
+                let txn = self.db.begin_write().await?;
+                self.mark_published(&*txn, &acknowledged).await?;
+                txn.commit().await?;
+            }
+            self.outcome(&pending, acknowledged.len(), error)
         }
-        let limit = Ord::max(self.settings.batch_size, 1);
+    }
+
+    fn outcome(
+        &self,
+        pending: &[PendingRow],
+        published: usize,
+        error: Option<anyhow::Error>,
+    ) -> anyhow::Result<BatchOutcome> {
+        metrics().published.add(published as u64, &[]);
+        match error {
+            // What was acknowledged is marked; the rest stays pending for the next pass.
+            Some(error) => {
+                Err(error.context(format!("published {published} of {}", pending.len())))
+            }
+            None => Ok(BatchOutcome {
+                published,
+                full: pending.len() as u64 == Ord::max(self.settings.batch_size, 1),
+                locked_out: false,
+            }),
+        }
+    }
+
+    async fn select_pending<C: ConnectionTrait>(&self, conn: &C) -> Result<Vec<PendingRow>, DbErr> {
         let select = Query::select()
             .columns(
                 [
@@ -284,76 +329,83 @@ impl OutboxRelay {
             .from(Alias::new(&self.table))
             .and_where(Expr::col(Alias::new("published_at")).is_null())
             .order_by(Alias::new("seq"), Order::Asc)
-            .limit(limit)
+            .limit(Ord::max(self.settings.batch_size, 1))
             .to_owned();
-        let rows = txn.query_all(&select).await?;
-        if rows.is_empty() {
-            txn.commit().await?;
-            return Ok(BatchOutcome::default());
-        }
-        let full = rows.len() as u64 == limit;
-        let pending: Vec<PendingRow> =
-            rows.iter().map(pending_row).collect::<Result<_, DbErr>>()?;
+        conn.query_all(&select)
+            .await?
+            .iter()
+            .map(pending_row)
+            .collect()
+    }
 
-        // Pipeline the publishes, then collect the acks in order: one round trip per batch, not per event.
+    /// Publishes `pending` in order, pipelined: all messages go out, then the acks are collected
+    /// in order. Stops at the first failure (each ack's timeout only starts when awaited, so
+    /// waiting on the rest would stall the relay once per row); returns `(seq, stream sequence)`
+    /// of the acknowledged prefix.
+    async fn publish(&self, pending: &[PendingRow]) -> (Vec<(i64, i64)>, Option<anyhow::Error>) {
         let mut acks = Vec::with_capacity(pending.len());
-        for row in &pending {
+        for row in pending {
             let message = PublishMessage::build()
                 .payload(row.payload.clone().into())
                 .headers(row.attributes.to_headers());
-            acks.push((
-                row.seq,
-                self.jetstream
-                    .send_publish(row.subject.clone(), message)
-                    .await,
-            ));
-        }
-        let mut acknowledged: Vec<(i64, i64)> = Vec::with_capacity(acks.len());
-        let mut first_error = None;
-        for (seq, ack) in acks {
-            let result = match ack {
-                Ok(future) => future.await.map_err(anyhow::Error::from),
-                Err(error) => Err(anyhow::Error::from(error)),
-            };
-            match result {
-                // After a failure later acks are not marked, so a retry republishes in order.
-                Ok(ack) if first_error.is_none() => acknowledged.push((seq, ack.sequence as i64)),
-                Ok(_) => {}
+            match self
+                .jetstream
+                .send_publish(row.subject.clone(), message)
+                .await
+            {
+                Ok(ack) => acks.push((row.seq, ack)),
                 Err(error) => {
-                    first_error.get_or_insert(error);
+                    let acknowledged = self.collect(acks).await;
+                    return match acknowledged {
+                        (done, None) => (done, Some(error.into())),
+                        other => other,
+                    };
                 }
             }
         }
-        let published = acknowledged.len();
-        if !acknowledged.is_empty() {
-            // One statement for the whole batch: the relay's cost must not grow per event.
-            let mut stream_seq = CaseStatement::new();
-            for (seq, sequence) in &acknowledged {
-                stream_seq = stream_seq.case(Expr::col(Alias::new("seq")).eq(*seq), Expr::value(*sequence));
+        self.collect(acks).await
+    }
+
+    async fn collect(
+        &self,
+        acks: Vec<(i64, async_nats::jetstream::context::PublishAckFuture)>,
+    ) -> (Vec<(i64, i64)>, Option<anyhow::Error>) {
+        let mut acknowledged = Vec::with_capacity(acks.len());
+        for (seq, ack) in acks {
+            match ack.await {
+                Ok(ack) => acknowledged.push((seq, ack.sequence as i64)),
+                Err(error) => return (acknowledged, Some(error.into())),
             }
-            let update = Query::update()
-                .table(Alias::new(&self.table))
-                .values([
-                    (Alias::new("published_at"), Expr::value(Utc::now())),
-                    (Alias::new("stream_seq"), stream_seq.into()),
-                ])
-                .and_where(Expr::col(Alias::new("seq")).is_in(acknowledged.iter().map(|(seq, _)| *seq)))
-                .to_owned();
-            txn.execute(&update).await?;
         }
-        metrics().published.add(published as u64, &[]);
-        txn.commit().await?;
-        match first_error {
-            // What was acknowledged is marked; the rest stays pending for the next pass.
-            Some(error) => {
-                Err(error.context(format!("published {published} of {}", pending.len())))
-            }
-            None => Ok(BatchOutcome {
-                published,
-                full,
-                locked_out: false,
-            }),
+        (acknowledged, None)
+    }
+
+    /// Records the stream sequence of each acknowledged row, in one statement.
+    async fn mark_published<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        acknowledged: &[(i64, i64)],
+    ) -> Result<(), DbErr> {
+        if acknowledged.is_empty() {
+            return Ok(());
         }
+        let mut stream_seq = CaseStatement::new();
+        for (seq, sequence) in acknowledged {
+            stream_seq = stream_seq.case(
+                Expr::col(Alias::new("seq")).eq(*seq),
+                Expr::value(*sequence),
+            );
+        }
+        let update = Query::update()
+            .table(Alias::new(&self.table))
+            .values([
+                (Alias::new("published_at"), Expr::value(Utc::now())),
+                (Alias::new("stream_seq"), stream_seq.into()),
+            ])
+            .and_where(Expr::col(Alias::new("seq")).is_in(acknowledged.iter().map(|(seq, _)| *seq)))
+            .to_owned();
+        conn.execute(&update).await?;
+        Ok(())
     }
 
     /// Marks as pending again what the stream no longer has: rows whose stream sequence is beyond
@@ -361,19 +413,28 @@ impl OutboxRelay {
     /// every kept row when the stream was re-created (its creation time changed). Re-creates a
     /// missing stream first.
     pub async fn reconcile_with_stream(&self) -> anyhow::Result<u64> {
-        let mut stream = self.jetstream.get_or_create_stream(self.stream_config.clone()).await?;
+        let mut stream = self
+            .jetstream
+            .get_or_create_stream(self.stream_config.clone())
+            .await?;
         let info = stream.info().await?;
         let last_sequence = info.state.last_sequence as i64;
         let created = info.created.to_string();
         let recreated = {
-            let mut seen = self.stream_created.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut seen = self
+                .stream_created
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let recreated = seen.as_ref().is_some_and(|previous| *previous != created);
             *seen = Some(created);
             recreated
         };
         let mut update = Query::update();
         update.table(Alias::new(&self.table)).values([
-            (Alias::new("published_at"), Expr::value(Option::<DateTime<Utc>>::None)),
+            (
+                Alias::new("published_at"),
+                Expr::value(Option::<DateTime<Utc>>::None),
+            ),
             (Alias::new("stream_seq"), Expr::value(Option::<i64>::None)),
         ]);
         if recreated {

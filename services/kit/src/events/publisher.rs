@@ -32,7 +32,12 @@ impl Publisher {
     }
 
     /// Stages `event` in `txn`: it is published only if `txn` commits.
-    pub async fn stage(&self, txn: &WriteTxn, event: OutgoingEvent, now: DateTime<Utc>) -> Result<(), DbErr> {
+    pub async fn stage(
+        &self,
+        txn: &WriteTxn,
+        event: OutgoingEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
         self.outbox.stage(&**txn, event, now).await.map(|_| ())
     }
 

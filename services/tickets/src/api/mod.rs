@@ -316,6 +316,9 @@ impl TicketApi {
             assignment_group_id.is_some() || assignee_id.is_some(),
         );
 
+        self.store
+            .prepare_numbering(&actor.tenant, ticket_type)
+            .await?;
         let txn = self.store.begin().await?;
         let number = self
             .store
@@ -1414,6 +1417,11 @@ impl TicketApi {
         actor: &Actor,
         request: pb::UpdateTicketSettingsRequest,
     ) -> TicketResult<pb::TicketSettings> {
+        if !access::can_manage_settings(actor) {
+            return Err(TicketError::Forbidden(
+                "only managers and admins change ticket settings",
+            ));
+        }
         let mut violations = Violations::new();
         let parsed = match &request.settings {
             Some(settings) => convert::settings_from_pb(settings, &mut violations),
@@ -1424,11 +1432,6 @@ impl TicketApi {
         };
         violations.into_result()?;
         let settings = parsed.ok_or(TicketError::NotFound)?;
-        if !access::can_manage_settings(actor) {
-            return Err(TicketError::Forbidden(
-                "only managers and admins change ticket settings",
-            ));
-        }
         let txn = self.store.begin().await?;
         self.store
             .save_settings(&txn, &actor.tenant, &settings, self.now())

@@ -1,7 +1,10 @@
 //! The tickets service's schema. One migration per struct, named by date; never edit a landed one,
 //! add another. The migration table is `tickets_migrations`, so services can share a database.
 
-use desk_kit::schema::{bigint, boolean, index, int, int_null, primary_key, text, text_null, time, time_null, unique_index, uuid as id};
+use desk_kit::schema::{
+    bigint, boolean, index, int, int_null, primary_key, text, text_null, time, time_null,
+    unique_index, uuid as id,
+};
 use sea_orm_migration::{prelude::*, sea_orm::DbErr};
 
 pub struct Migrator;
@@ -49,9 +52,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("impact"))
                     .col(text("urgency"))
                     .col(text("priority"))
-                    .col(
-                        int("priority_rank"),
-                    )
+                    .col(int("priority_rank"))
                     .col(text("status"))
                     .col(text_null("pending_reason"))
                     .col(text_null("assignment_group_id"))
@@ -59,9 +60,7 @@ impl MigrationTrait for CreateTickets {
                     .col(text("tier"))
                     .col(text("affected_service_ids"))
                     .col(text("affected_ci_ids"))
-                    .col(
-                        boolean("major_incident"),
-                    )
+                    .col(boolean("major_incident"))
                     .col(text("watcher_ids"))
                     .col(text_null("resolution_code"))
                     .col(text_null("resolution_notes"))
@@ -69,15 +68,11 @@ impl MigrationTrait for CreateTickets {
                     .col(time_null("resolved_at"))
                     .col(text_null("root_cause"))
                     .col(text_null("workaround"))
-                    .col(
-                        boolean("known_error"),
-                    )
+                    .col(boolean("known_error"))
                     .col(int_null("csat_rating"))
                     .col(text_null("csat_comment"))
                     .col(time_null("rated_at"))
-                    .col(
-                        bigint("version"),
-                    )
+                    .col(bigint("version"))
                     .col(text("created_by"))
                     .col(time("created_at"))
                     .col(time("updated_at"))
@@ -85,7 +80,11 @@ impl MigrationTrait for CreateTickets {
             )
             .await?;
         manager
-            .create_index(unique_index("tickets_tenant_number", "tickets", &["tenant_id", "number"]))
+            .create_index(unique_index(
+                "tickets_tenant_number",
+                "tickets",
+                &["tenant_id", "number"],
+            ))
             .await?;
         manager
             .create_index(index("tickets_tenant_id", "tickets", &["tenant_id", "id"]))
@@ -176,7 +175,11 @@ impl MigrationTrait for CreateTickets {
             )
             .await?;
         manager
-            .create_index(unique_index("ticket_links_unique", "ticket_links", &["ticket_id", "kind", "target_id"]))
+            .create_index(unique_index(
+                "ticket_links_unique",
+                "ticket_links",
+                &["ticket_id", "kind", "target_id"],
+            ))
             .await?;
 
         manager
@@ -187,9 +190,7 @@ impl MigrationTrait for CreateTickets {
                     .col(id("id").primary_key())
                     .col(text("tenant_id"))
                     .col(id("ticket_id"))
-                    .col(
-                        bigint("version"),
-                    )
+                    .col(bigint("version"))
                     .col(text("actor_id"))
                     .col(text_null("actor_name"))
                     .col(text("actor_roles"))
@@ -215,9 +216,7 @@ impl MigrationTrait for CreateTickets {
                     .if_not_exists()
                     .col(text("tenant_id").primary_key())
                     .col(text("priority_matrix"))
-                    .col(
-                        int("reopen_window_hours"),
-                    )
+                    .col(int("reopen_window_hours"))
                     .col(time("updated_at"))
                     .to_owned(),
             )
@@ -246,9 +245,7 @@ impl MigrationTrait for CreateTickets {
                     .if_not_exists()
                     .col(text("tenant_id"))
                     .col(text("ticket_type"))
-                    .col(
-                        bigint("last_value"),
-                    )
+                    .col(bigint("last_value"))
                     .primary_key(&mut primary_key(&["tenant_id", "ticket_type"]))
                     .to_owned(),
             )

@@ -17,7 +17,7 @@ use desk_kit::{
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
     sea_query::{Expr, ExprTrait, Func},
 };
 use uuid::Uuid;
@@ -155,9 +155,47 @@ impl TicketStore {
             .transpose()
     }
 
+    /// Makes sure the number sequence of a tenant and type exists (PostgreSQL). Call it before
+    /// opening the create's transaction: it uses a connection of its own, and a caller already
+    /// holding one could deadlock the pool. Concurrent first creates serialize on an advisory lock,
+    /// because `CREATE SEQUENCE IF NOT EXISTS` alone races.
+    pub async fn prepare_numbering(
+        &self,
+        tenant: &str,
+        ticket_type: TicketType,
+    ) -> StoreResult<()> {
+        if !self.db().is_postgres() {
+            return Ok(());
+        }
+        let name = sequence_name(tenant, ticket_type);
+        let known = self
+            .sequences
+            .lock()
+            .map(|s| s.contains(&name))
+            .unwrap_or(false);
+        if known {
+            return Ok(());
+        }
+        let txn = self.db().connection().begin().await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [(desk_kit::ids::stable_hash(name.as_bytes()) as i64).into()],
+        ))
+        .await?;
+        txn.execute_unprepared(&format!("CREATE SEQUENCE IF NOT EXISTS {name}"))
+            .await?;
+        txn.commit().await?;
+        if let Ok(mut set) = self.sequences.lock() {
+            set.insert(name);
+        }
+        Ok(())
+    }
+
     /// The next human number for a tenant and type. On PostgreSQL a sequence per tenant and type
-    /// hands out numbers without a row lock that every create would queue on (a rolled-back create
-    /// leaves a gap, as in every desk); on SQLite writers are serialized anyway, so a counter row is used.
+    /// ([`Self::prepare_numbering`]) hands out numbers without a row lock that every create would
+    /// queue on (a rolled-back create leaves a gap, as in every desk); on SQLite writers are
+    /// serialized anyway, so a counter row is used.
     pub async fn next_number(
         &self,
         txn: &WriteTxn,
@@ -166,21 +204,6 @@ impl TicketStore {
     ) -> StoreResult<String> {
         let seq = if self.db().is_postgres() {
             let name = sequence_name(tenant, ticket_type);
-            let known = self
-                .sequences
-                .lock()
-                .map(|s| s.contains(&name))
-                .unwrap_or(false);
-            if !known {
-                // Its own statement on the pool, not in the caller's transaction: DDL should not ride on it.
-                self.db()
-                    .connection()
-                    .execute_unprepared(&format!("CREATE SEQUENCE IF NOT EXISTS {name}"))
-                    .await?;
-                if let Ok(mut set) = self.sequences.lock() {
-                    set.insert(name.clone());
-                }
-            }
             let row = txn
                 .query_one_raw(Statement::from_string(
                     DbBackend::Postgres,

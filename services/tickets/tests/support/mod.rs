@@ -69,6 +69,7 @@ pub struct TestDesk {
 /// Starts nats-server, connects the platform, builds the tickets service and serves it on
 /// 127.0.0.1:0 — the production path, with test settings.
 pub async fn spawn_desk(database: TestDatabase) -> anyhow::Result<TestDesk> {
+    init_logs_when_asked();
     let nats = NatsServer::start().await.context("starting nats-server")?;
 
     let mut settings = Settings::defaults();
@@ -81,11 +82,15 @@ pub async fn spawn_desk(database: TestDatabase) -> anyhow::Result<TestDesk> {
     // The relay is woken on commit; the poll is only its fallback, kept short so tests are quick.
     settings.outbox.poll_interval_ms = 50;
 
-    let platform = Platform::connect(settings.clone(), Arc::new(SystemClock)).await.context("connecting the platform")?;
+    let platform = Platform::connect(settings.clone(), Arc::new(SystemClock))
+        .await
+        .context("connecting the platform")?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut routes = tonic::service::RoutesBuilder::default();
-    let parts = desk_tickets::build(&platform, &mut routes).await.context("building the tickets service")?;
+    let parts = desk_tickets::build(&platform, &mut routes)
+        .await
+        .context("building the tickets service")?;
 
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -95,14 +100,18 @@ pub async fn spawn_desk(database: TestDatabase) -> anyhow::Result<TestDesk> {
         .await
     });
 
-    let client = TicketServiceClient::connect(format!("http://{addr}")).await.context("connecting a client")?;
+    let client = TicketServiceClient::connect(format!("http://{addr}"))
+        .await
+        .context("connecting a client")?;
     let test_nats = async_nats::ConnectOptions::new()
         .name("desk-service-tests")
         .retry_on_initial_connect()
         .connect(nats.url())
         .await
         .context("connecting the test's NATS client")?;
-    let db = Db::connect(&database.url, 2).await.context("opening the test's own database pool")?;
+    let db = Db::connect(&database.url, 2)
+        .await
+        .context("opening the test's own database pool")?;
 
     Ok(TestDesk {
         backend: database.backend,
@@ -116,6 +125,20 @@ pub async fn spawn_desk(database: TestDatabase) -> anyhow::Result<TestDesk> {
         server: Some(server),
         _database: database,
     })
+}
+
+/// `DESK_TEST_LOGS=1` shows the service's own logs (the production subscriber; `RUST_LOG` filters,
+/// `DESK_LOG_FORMAT=text` for a terminal), which is how a failing test is diagnosed.
+fn init_logs_when_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("DESK_TEST_LOGS").is_some() {
+        ONCE.call_once(|| {
+            if let Ok(guard) = desk_kit::telemetry::init("desk-tickets-tests") {
+                // Kept for the whole test process; exporters are off in tests anyway.
+                std::mem::forget(guard);
+            }
+        });
+    }
 }
 
 impl Drop for TestDesk {
@@ -144,14 +167,19 @@ impl Event {
     }
 
     pub fn decode<M: prost::Message + Default>(&self) -> anyhow::Result<M> {
-        M::decode(self.payload.as_slice()).with_context(|| format!("decoding the body of an event on {}", self.subject))
+        M::decode(self.payload.as_slice())
+            .with_context(|| format!("decoding the body of an event on {}", self.subject))
     }
 }
 
 impl TestDesk {
     /// A development token for `subject` in `tenant`, valid for an hour.
     pub fn token(&self, subject: &str, tenant: &str, roles: &[&str]) -> String {
-        mint_dev_token(SECRET, &dev_claims(&self.settings.auth, subject, tenant, roles, 3600)).expect("minting a development token")
+        mint_dev_token(
+            SECRET,
+            &dev_claims(&self.settings.auth, subject, tenant, roles, 3600),
+        )
+        .expect("minting a development token")
     }
 
     pub fn agent(&self) -> String {
@@ -178,22 +206,46 @@ impl TestDesk {
 
     // ---- common calls ----
 
-    pub async fn create(&self, token: &str, request: pb::CreateTicketRequest) -> Result<pb::Ticket, Status> {
+    pub async fn create(
+        &self,
+        token: &str,
+        request: pb::CreateTicketRequest,
+    ) -> Result<pb::Ticket, Status> {
         let response = self.api().create_ticket(with_token(request, token)).await?;
-        response.into_inner().ticket.ok_or_else(|| Status::internal("the response carries no ticket"))
+        response
+            .into_inner()
+            .ticket
+            .ok_or_else(|| Status::internal("the response carries no ticket"))
     }
 
     pub async fn get(&self, token: &str, id: &str) -> Result<pb::Ticket, Status> {
-        let response = self.api().get_ticket(with_token(pb::GetTicketRequest { id: id.into() }, token)).await?;
-        response.into_inner().ticket.ok_or_else(|| Status::internal("the response carries no ticket"))
+        let response = self
+            .api()
+            .get_ticket(with_token(pb::GetTicketRequest { id: id.into() }, token))
+            .await?;
+        response
+            .into_inner()
+            .ticket
+            .ok_or_else(|| Status::internal("the response carries no ticket"))
     }
 
-    pub async fn list(&self, token: &str, request: pb::ListTicketsRequest) -> Result<pb::ListTicketsResponse, Status> {
-        Ok(self.api().list_tickets(with_token(request, token)).await?.into_inner())
+    pub async fn list(
+        &self,
+        token: &str,
+        request: pb::ListTicketsRequest,
+    ) -> Result<pb::ListTicketsResponse, Status> {
+        Ok(self
+            .api()
+            .list_tickets(with_token(request, token))
+            .await?
+            .into_inner())
     }
 
     pub async fn total(&self, token: &str) -> anyhow::Result<i64> {
-        Ok(self.list(token, pb::ListTicketsRequest::default()).await?.total_size)
+        Ok(self
+            .list(token, pb::ListTicketsRequest::default())
+            .await?
+            .total_size)
     }
 
     // ---- what the service wrote and published ----
@@ -205,8 +257,16 @@ impl TestDesk {
 
     /// Every row in a table, published or not: "nothing was written" checks.
     pub async fn rows_in(&self, table: &str) -> anyhow::Result<i64> {
-        let statement = sea_orm::Statement::from_string(self.db.backend(), format!("SELECT COUNT(*) AS n FROM {table}"));
-        let row = self.db.connection().query_one_raw(statement).await?.context("COUNT(*) returned no row")?;
+        let statement = sea_orm::Statement::from_string(
+            self.db.backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        );
+        let row = self
+            .db
+            .connection()
+            .query_one_raw(statement)
+            .await?
+            .context("COUNT(*) returned no row")?;
         Ok(row.try_get::<i64>("", "n")?)
     }
 
@@ -222,8 +282,12 @@ impl TestDesk {
         loop {
             match self.outbox_pending().await {
                 Ok(0) => return Ok(()),
-                Ok(pending) if Instant::now() >= deadline => bail!("{pending} events still unpublished after {within:?}"),
-                Err(error) if Instant::now() >= deadline => return Err(error.context("reading the outbox lag")),
+                Ok(pending) if Instant::now() >= deadline => {
+                    bail!("{pending} events still unpublished after {within:?}")
+                }
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(error.context("reading the outbox lag"));
+                }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
@@ -237,17 +301,33 @@ impl TestDesk {
             return Ok(Vec::new());
         }
         let consumer = stream
-            .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..OrderedConfig::default() })
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::All,
+                ..OrderedConfig::default()
+            })
             .await
             .map_err(|e| anyhow!("creating an ordered consumer on {STREAM}: {e}"))?;
-        let mut messages = consumer.messages().await.map_err(|e| anyhow!("reading {STREAM}: {e}"))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| anyhow!("reading {STREAM}: {e}"))?;
         let mut events = Vec::with_capacity(expected as usize);
         while (events.len() as u64) < expected {
             let next = tokio::time::timeout(Duration::from_secs(10), messages.next())
                 .await
-                .with_context(|| format!("read {} of {expected} messages of {STREAM}, then nothing for 10 s", events.len()))?;
-            let message = next.context("the consumer's stream ended")?.map_err(|e| anyhow!("reading {STREAM}: {e}"))?;
-            let sequence = message.info().map(|info| info.stream_sequence).unwrap_or_default();
+                .with_context(|| {
+                    format!(
+                        "read {} of {expected} messages of {STREAM}, then nothing for 10 s",
+                        events.len()
+                    )
+                })?;
+            let message = next
+                .context("the consumer's stream ended")?
+                .map_err(|e| anyhow!("reading {STREAM}: {e}"))?;
+            let sequence = message
+                .info()
+                .map(|info| info.stream_sequence)
+                .unwrap_or_default();
             events.push(Event {
                 subject: message.subject.to_string(),
                 headers: message.headers.clone().unwrap_or_default(),
@@ -265,15 +345,28 @@ impl TestDesk {
     }
 
     /// The events on `subject` once there are at least `count` of them (bounded wait).
-    pub async fn wait_for_events(&self, subject: &str, count: usize, within: Duration) -> anyhow::Result<Vec<Event>> {
+    pub async fn wait_for_events(
+        &self,
+        subject: &str,
+        count: usize,
+        within: Duration,
+    ) -> anyhow::Result<Vec<Event>> {
         let deadline = Instant::now() + within;
         loop {
-            let events: Vec<Event> = self.all_events().await?.into_iter().filter(|e| e.subject == subject).collect();
+            let events: Vec<Event> = self
+                .all_events()
+                .await?
+                .into_iter()
+                .filter(|e| e.subject == subject)
+                .collect();
             if events.len() >= count {
                 return Ok(events);
             }
             if Instant::now() >= deadline {
-                bail!("{} of {count} events on {subject} after {within:?}", events.len());
+                bail!(
+                    "{} of {count} events on {subject} after {within:?}",
+                    events.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -283,7 +376,12 @@ impl TestDesk {
 /// `request` with `authorization: Bearer <token>`.
 pub fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("a token is valid metadata"));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("a token is valid metadata"),
+    );
     request
 }
 
@@ -295,25 +393,45 @@ pub fn anonymous<T>(message: T) -> Request<T> {
 // ---- request builders ----
 
 pub fn incident(title: &str) -> pb::CreateTicketRequest {
-    pb::CreateTicketRequest { r#type: pb::TicketType::Incident as i32, title: title.into(), ..Default::default() }
+    pb::CreateTicketRequest {
+        r#type: pb::TicketType::Incident as i32,
+        title: title.into(),
+        ..Default::default()
+    }
 }
 
 pub fn service_request(title: &str) -> pb::CreateTicketRequest {
-    pb::CreateTicketRequest { r#type: pb::TicketType::ServiceRequest as i32, title: title.into(), ..Default::default() }
+    pb::CreateTicketRequest {
+        r#type: pb::TicketType::ServiceRequest as i32,
+        title: title.into(),
+        ..Default::default()
+    }
 }
 
 pub fn problem(title: &str) -> pb::CreateTicketRequest {
-    pb::CreateTicketRequest { r#type: pb::TicketType::Problem as i32, title: title.into(), ..Default::default() }
+    pb::CreateTicketRequest {
+        r#type: pb::TicketType::Problem as i32,
+        title: title.into(),
+        ..Default::default()
+    }
 }
 
 // ---- status checks ----
 
 /// The error of `result`, which must have failed with `code`.
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> anyhow::Result<Status> {
+pub fn expect_code<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+) -> anyhow::Result<Status> {
     match result {
         Ok(value) => bail!("expected {code:?}, got a success: {value:?}"),
         Err(status) => {
-            ensure!(status.code() == code, "expected {code:?}, got {:?}: {}", status.code(), status.message());
+            ensure!(
+                status.code() == code,
+                "expected {code:?}, got {:?}: {}",
+                status.code(),
+                status.message()
+            );
             Ok(status)
         }
     }
@@ -321,18 +439,36 @@ pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
 
 /// The fields named by the `google.rpc.BadRequest` detail of an `INVALID_ARGUMENT` status.
 pub fn violated_fields(status: &Status) -> anyhow::Result<Vec<String>> {
-    ensure!(status.code() == Code::InvalidArgument, "expected INVALID_ARGUMENT, got {:?}: {}", status.code(), status.message());
+    ensure!(
+        status.code() == Code::InvalidArgument,
+        "expected INVALID_ARGUMENT, got {:?}: {}",
+        status.code(),
+        status.message()
+    );
     let details = status.get_error_details();
-    let bad_request = details.bad_request().context("INVALID_ARGUMENT without a BadRequest detail")?;
-    Ok(bad_request.field_violations.iter().map(|v| v.field.clone()).collect())
+    let bad_request = details
+        .bad_request()
+        .context("INVALID_ARGUMENT without a BadRequest detail")?;
+    Ok(bad_request
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect())
 }
 
 /// Asserts an `INVALID_ARGUMENT` whose violations name (at least) every field in `fields`.
-pub fn expect_violations<T: std::fmt::Debug>(result: Result<T, Status>, fields: &[&str]) -> anyhow::Result<Vec<String>> {
+pub fn expect_violations<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    fields: &[&str],
+) -> anyhow::Result<Vec<String>> {
     let status = expect_code(result, Code::InvalidArgument)?;
     let violated = violated_fields(&status)?;
     for field in fields {
-        ensure!(violated.iter().any(|v| v == field), "no violation for {field:?}; got {violated:?} ({})", status.message());
+        ensure!(
+            violated.iter().any(|v| v == field),
+            "no violation for {field:?}; got {violated:?} ({})",
+            status.message()
+        );
     }
     Ok(violated)
 }
