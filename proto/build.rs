@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "desk/common/v1/common.proto",
         "desk/tickets/v1/tickets.proto",
         "desk/tickets/v1/events.proto",
+        "desk/cmdb/v1/cmdb.proto",
+        "desk/cmdb/v1/events.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - `desk/<area>/v1/*.proto` beside this crate are the source of truth (Buf STANDARD lint).
-//! - [`common::v1`], [`tickets::v1`]: generated messages, clients and servers.
+//! - [`common::v1`], [`tickets::v1`], [`cmdb::v1`]: generated messages, clients and servers.
 //! - [`FILE_DESCRIPTOR_SET`]: every file's descriptor, for gRPC server reflection.
 
 #![allow(clippy::all, clippy::pedantic)]
@@ -14,6 +14,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("desk.common.v1");
+    }
+}
+
+pub mod cmdb {
+    pub mod v1 {
+        tonic::include_proto!("desk.cmdb.v1");
     }
 }
 

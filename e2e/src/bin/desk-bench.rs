@@ -75,8 +75,13 @@ struct TicketArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let value: f64 = number.parse().map_err(|_| format!("not a duration: {text}"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text}"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" | "" => value,
@@ -109,7 +114,14 @@ async fn main() -> anyhow::Result<()> {
 
 async fn tickets(args: TicketArgs) -> anyhow::Result<()> {
     let (target, started) = match (&args.addr, &args.nats_url, &args.secret) {
-        (Some(addr), Some(nats_url), Some(secret)) => (Target { addr: *addr, nats_url: nats_url.clone(), secret: secret.clone() }, None),
+        (Some(addr), Some(nats_url), Some(secret)) => (
+            Target {
+                addr: *addr,
+                nats_url: nats_url.clone(),
+                secret: secret.clone(),
+            },
+            None,
+        ),
         (None, _, _) => {
             let (target, started) = start_desk().await?;
             (target, Some(started))
@@ -121,13 +133,32 @@ async fn tickets(args: TicketArgs) -> anyhow::Result<()> {
         let single = run_phase(&target, 1, 0.0, args.duration).await?;
         let full = run_phase(&target, args.concurrency, 0.0, args.duration).await?;
         let half_rate = full["creates_per_s"].as_f64().unwrap_or(0.0) / 2.0;
-        let half = run_phase(&target, (args.concurrency / 2).max(1), half_rate, args.duration).await?;
-        phases.extend([("concurrency_1", single), ("full_load", full), ("half_load", half)]);
+        let half = run_phase(
+            &target,
+            (args.concurrency / 2).max(1),
+            half_rate,
+            args.duration,
+        )
+        .await?;
+        phases.extend([
+            ("concurrency_1", single),
+            ("full_load", full),
+            ("half_load", half),
+        ]);
     } else {
-        phases.push(("run", run_phase(&target, args.concurrency, args.rate, args.duration).await?));
+        phases.push((
+            "run",
+            run_phase(&target, args.concurrency, args.rate, args.duration).await?,
+        ));
     }
     let ceiling = match (&started, args.pg_ceiling) {
-        (Some(Started { cluster: Some(cluster), .. }), true) => pg_ceiling(cluster, args.concurrency).await.ok(),
+        (
+            Some(Started {
+                cluster: Some(cluster),
+                ..
+            }),
+            true,
+        ) => pg_ceiling(cluster, args.concurrency).await.ok(),
         _ => None,
     };
     let mut result = if args.suite {
@@ -142,8 +173,18 @@ async fn tickets(args: TicketArgs) -> anyhow::Result<()> {
     if let Some(object) = result.as_object_mut() {
         object.insert("benchmark".into(), json!("tickets"));
         object.insert("postgres_alone_tps".into(), json!(ceiling));
-        object.insert("synchronous_commit".into(), json!(started.is_some() || args.addr.is_some()));
-        object.insert("cores".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+        object.insert(
+            "synchronous_commit".into(),
+            json!(started.is_some() || args.addr.is_some()),
+        );
+        object.insert(
+            "cores".into(),
+            json!(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            ),
+        );
     }
     println!("{}", serde_json::to_string_pretty(&result)?);
     if let Some(mut started) = started {
@@ -161,13 +202,25 @@ async fn start_desk() -> anyhow::Result<(Target, Started)> {
     let nats = desk_testkit::NatsServer::start().await?;
     let cluster = desk_testkit::start_cluster(false).await?;
     let database_url = cluster.create_database("bench").await?;
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let desk_binary = sibling_binary("desk")?;
     let log = std::fs::File::create(std::env::temp_dir().join("desk-bench-desk.log"))?;
     let desk = tokio::process::Command::new(&desk_binary)
-        .args(["serve", "--target", "tickets", "--listen", &addr.to_string()])
+        .args([
+            "serve",
+            "--target",
+            "tickets",
+            "--listen",
+            &addr.to_string(),
+        ])
         .env("DESK_REGION", "bench")
         .env("DESK_DATABASE__URL", &database_url)
         .env("DESK_DATABASE__MAX_CONNECTIONS", "48")
@@ -179,23 +232,43 @@ async fn start_desk() -> anyhow::Result<(Target, Started)> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", desk_binary.display()))?;
-    let target = Target { addr, nats_url: nats.url(), secret };
+    let target = Target {
+        addr,
+        nats_url: nats.url(),
+        secret,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))?.connect().await {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+        {
             let mut health = tonic_health_probe(channel);
             if health.as_mut().await {
                 break;
             }
         }
-        anyhow::ensure!(Instant::now() < deadline, "desk did not become healthy in 60 s; see {}", std::env::temp_dir().join("desk-bench-desk.log").display());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "desk did not become healthy in 60 s; see {}",
+            std::env::temp_dir().join("desk-bench-desk.log").display()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok((target, Started { _nats: nats, cluster: Some(cluster), desk }))
+    Ok((
+        target,
+        Started {
+            _nats: nats,
+            cluster: Some(cluster),
+            desk,
+        },
+    ))
 }
 
 /// True once a ListTickets call answers (any status other than UNAVAILABLE means the service is up).
-fn tonic_health_probe(channel: Channel) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> {
+fn tonic_health_probe(
+    channel: Channel,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> {
     Box::pin(async move {
         let mut client = TicketServiceClient::new(channel);
         match client.list_tickets(pb::ListTicketsRequest::default()).await {
@@ -208,20 +281,35 @@ fn tonic_health_probe(channel: Channel) -> std::pin::Pin<Box<dyn std::future::Fu
 fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
     let path = me.with_file_name(name);
-    anyhow::ensure!(path.exists(), "{} not found: build it first (cargo build --release -p desk)", path.display());
+    anyhow::ensure!(
+        path.exists(),
+        "{} not found: build it first (cargo build --release -p desk)",
+        path.display()
+    );
     Ok(path)
 }
 
 fn token(secret: &str) -> anyhow::Result<String> {
     let mut auth = desk_kit::settings::Settings::defaults().auth;
     auth.dev_hs256_secret = Some(desk_kit::settings::Secret::new(secret.to_owned()));
-    desk_kit::auth::mint_dev_token(secret, &desk_kit::auth::dev_claims(&auth, "bench-agent", "bench", &["agent"], 3600))
+    desk_kit::auth::mint_dev_token(
+        secret,
+        &desk_kit::auth::dev_claims(&auth, "bench-agent", "bench", &["agent"], 3600),
+    )
 }
 
 /// One load phase: `concurrency` workers for `duration`, optionally capped at `rate` creates/s.
-async fn run_phase(target: &Target, concurrency: usize, rate: f64, duration: Duration) -> anyhow::Result<serde_json::Value> {
-    let token: tonic::metadata::MetadataValue<_> = format!("Bearer {}", token(&target.secret)?).parse()?;
-    let channel = Channel::from_shared(format!("http://{}", target.addr))?.connect().await?;
+async fn run_phase(
+    target: &Target,
+    concurrency: usize,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let token: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token(&target.secret)?).parse()?;
+    let channel = Channel::from_shared(format!("http://{}", target.addr))?
+        .connect()
+        .await?;
     let nats = async_nats::connect(&target.nats_url).await?;
     let mut events = nats.subscribe("desk.*.tickets.ticket.created").await?;
     let delivery = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
@@ -237,9 +325,16 @@ async fn run_phase(target: &Target, concurrency: usize, rate: f64, duration: Dur
                 };
                 let Some(message) = message else { break };
                 let received = chrono::Utc::now();
-                let time = message.headers.as_ref().and_then(|h| h.get("ce-time")).and_then(|v| chrono::DateTime::parse_from_rfc3339(v.as_str()).ok());
+                let time = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("ce-time"))
+                    .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.as_str()).ok());
                 if let Some(time) = time {
-                    let micros = (received - time.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0).max(0) as u64;
+                    let micros = (received - time.with_timezone(&chrono::Utc))
+                        .num_microseconds()
+                        .unwrap_or(0)
+                        .max(0) as u64;
                     let _ = delivery.lock().await.record(micros);
                 }
                 delivered.fetch_add(1, Ordering::Relaxed);
@@ -253,11 +348,17 @@ async fn run_phase(target: &Target, concurrency: usize, rate: f64, duration: Dur
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
-    let per_worker_interval = (rate > 0.0).then(|| Duration::from_secs_f64(concurrency as f64 / rate));
+    let per_worker_interval =
+        (rate > 0.0).then(|| Duration::from_secs_f64(concurrency as f64 / rate));
     let mut workers = Vec::new();
     for worker in 0..concurrency {
         let mut client = TicketServiceClient::new(channel.clone());
-        let (latencies, created, errors, token) = (latencies.clone(), created.clone(), errors.clone(), token.clone());
+        let (latencies, created, errors, token) = (
+            latencies.clone(),
+            created.clone(),
+            errors.clone(),
+            token.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new(3).expect("histogram");
             let mut next = Instant::now() + Duration::from_micros((worker as u64 * 997) % 1000);
@@ -271,7 +372,8 @@ async fn run_phase(target: &Target, concurrency: usize, rate: f64, duration: Dur
                 let mut request = tonic::Request::new(pb::CreateTicketRequest {
                     r#type: pb::TicketType::Incident as i32,
                     title: format!("bench ticket {worker}-{n}"),
-                    description: "Created by desk-bench to measure the create path end to end.".into(),
+                    description: "Created by desk-bench to measure the create path end to end."
+                        .into(),
                     requester_id: format!("user-{}", n % 500),
                     channel: pb::Channel::Api as i32,
                     category: "bench".into(),
@@ -279,7 +381,9 @@ async fn run_phase(target: &Target, concurrency: usize, rate: f64, duration: Dur
                     urgency: pb::Level::High as i32,
                     ..Default::default()
                 });
-                request.metadata_mut().insert("authorization", token.clone());
+                request
+                    .metadata_mut()
+                    .insert("authorization", token.clone());
                 let call = Instant::now();
                 match client.create_ticket(request).await {
                     Ok(_) => {
@@ -309,7 +413,9 @@ async fn run_phase(target: &Target, concurrency: usize, rate: f64, duration: Dur
     let _ = event_task.await;
     let latencies = latencies.lock().await;
     let delivery = delivery.lock().await;
-    let ms = |h: &Histogram<u64>, q: f64| (h.value_at_quantile(q) as f64 / 1000.0 * 100.0).round() / 100.0;
+    let ms = |h: &Histogram<u64>, q: f64| {
+        (h.value_at_quantile(q) as f64 / 1000.0 * 100.0).round() / 100.0
+    };
     Ok(json!({
         "concurrency": concurrency,
         "target_rate_per_s": if rate > 0.0 { json!(rate.round()) } else { json!(null) },
@@ -335,7 +441,11 @@ async fn pg_ceiling(cluster: &desk_testkit::PgCluster, clients: usize) -> anyhow
                  CREATE TABLE o (seq bigserial PRIMARY KEY, event_id uuid UNIQUE, subject text, payload bytea, created_at timestamptz, published_at timestamptz); \
                  CREATE INDEX ON o (published_at, seq);";
     let psql = desk_testkit::psql_binary()?;
-    let status = tokio::process::Command::new(&psql).arg(&url).args(["-q", "-c", setup]).status().await?;
+    let status = tokio::process::Command::new(&psql)
+        .arg(&url)
+        .args(["-q", "-c", setup])
+        .status()
+        .await?;
     anyhow::ensure!(status.success(), "pgbench set-up failed");
     let script = std::env::temp_dir().join("desk-bench-pgbench.sql");
     std::fs::write(
@@ -345,7 +455,16 @@ async fn pg_ceiling(cluster: &desk_testkit::PgCluster, clients: usize) -> anyhow
     )?;
     let pgbench = desk_testkit::postgres_binaries_dir()?.join("pgbench");
     let output = tokio::process::Command::new(pgbench)
-        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", "10", "-f"])
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            "10",
+            "-f",
+        ])
         .arg(&script)
         .arg(&url)
         .output()
@@ -362,9 +481,21 @@ async fn pg_ceiling(cluster: &desk_testkit::PgCluster, clients: usize) -> anyhow
 
 /// User + system CPU seconds of this process (the client's own cost), from /proc.
 fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // After the command name: utime is field 14 and stime 15 of the whole line, 11 and 12 here.
     (ticks(11) + ticks(12)) / 100.0
 }

@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 
 use desk_kit::{auth, settings::AuthSettings};
-use desk_proto::tickets::v1::{self as pb, ticket_service_client::TicketServiceClient};
+use desk_proto::{
+    cmdb::v1::{self as cmdb, cmdb_service_client::CmdbServiceClient},
+    tickets::v1::{self as pb, ticket_service_client::TicketServiceClient},
+};
 use tonic::{Request, transport::Channel};
 
 pub const TENANT: &str = "demo";
@@ -187,8 +190,9 @@ pub async fn seed(
             client.resolve_ticket(with(resolve, &agent)?).await?;
         }
     }
+    let estate = seed_estate(channel_for_cmdb(address).await?, &admin).await?;
     println!(
-        "demo tenant {TENANT:?} is ready at {address} with {} tickets; tokens (valid 12 h):",
+        "demo tenant {TENANT:?} is ready at {address} with {} tickets and a CMDB of {estate} CIs in three regions; tokens (valid 12 h):",
         created.len()
     );
     println!("  requester rita: {requester}");
@@ -198,4 +202,229 @@ pub async fn seed(
         "try: grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {address} desk.tickets.v1.TicketService/ListTickets"
     );
     Ok(())
+}
+
+async fn channel_for_cmdb(address: SocketAddr) -> anyhow::Result<CmdbServiceClient<Channel>> {
+    Ok(CmdbServiceClient::new(
+        Channel::from_shared(format!("http://{address}"))?
+            .connect()
+            .await?,
+    ))
+}
+
+fn text(value: &str) -> cmdb::AttributeValue {
+    cmdb::AttributeValue {
+        kind: Some(cmdb::attribute_value::Kind::StringValue(value.to_owned())),
+    }
+}
+
+fn number(value: i64) -> cmdb::AttributeValue {
+    cmdb::AttributeValue {
+        kind: Some(cmdb::attribute_value::Kind::IntValue(value)),
+    }
+}
+
+fn item(
+    local_id: &str,
+    class: &str,
+    name: &str,
+    attributes: &[(&str, cmdb::AttributeValue)],
+) -> cmdb::ImportItem {
+    cmdb::ImportItem {
+        local_id: local_id.to_owned(),
+        class: class.to_owned(),
+        name: name.to_owned(),
+        environment: cmdb::Environment::Production as i32,
+        status: cmdb::CiStatus::InUse as i32,
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    }
+}
+
+fn link(
+    source: &str,
+    relationship: cmdb::RelationshipType,
+    target: &str,
+) -> cmdb::ImportRelationship {
+    cmdb::ImportRelationship {
+        source: source.to_owned(),
+        r#type: relationship as i32,
+        target: target.to_owned(),
+    }
+}
+
+/// A small realistic estate, loaded the way a discovery tool would: one staged import, committed.
+/// A second run finds everything unchanged.
+async fn seed_estate(mut client: CmdbServiceClient<Channel>, admin: &str) -> anyhow::Result<usize> {
+    use cmdb::RelationshipType::{ConnectsTo, DependsOn, Provides, RunsOn};
+    let mut items = vec![
+        item(
+            "bs-email",
+            "business_service",
+            "Email",
+            &[
+                ("sla_tier", text("gold")),
+                ("service_owner", text("Head of Workplace IT")),
+            ],
+        ),
+        item(
+            "bs-payroll",
+            "business_service",
+            "Payroll",
+            &[
+                ("sla_tier", text("gold")),
+                ("service_owner", text("CFO office")),
+            ],
+        ),
+        item(
+            "bs-shop",
+            "business_service",
+            "Web shop",
+            &[
+                ("sla_tier", text("silver")),
+                ("service_owner", text("Head of E-commerce")),
+            ],
+        ),
+        item(
+            "as-mail",
+            "application_service",
+            "Mail delivery",
+            &[("url", text("https://mail.example.com"))],
+        ),
+        item(
+            "as-payroll",
+            "application_service",
+            "Payroll run",
+            &[("url", text("https://payroll.example.com"))],
+        ),
+        item(
+            "as-shop",
+            "application_service",
+            "Shop front",
+            &[("url", text("https://shop.example.com"))],
+        ),
+        item(
+            "app-exchange",
+            "application",
+            "Exchange",
+            &[
+                ("vendor", text("Microsoft")),
+                ("version", text("2019 CU14")),
+            ],
+        ),
+        item(
+            "app-payroll",
+            "application",
+            "PayCalc",
+            &[("vendor", text("PayCo")), ("version", text("7.2"))],
+        ),
+        item(
+            "app-shop",
+            "application",
+            "Storefront",
+            &[("vendor", text("in-house")), ("version", text("3.18.0"))],
+        ),
+        item(
+            "db-payroll",
+            "database",
+            "payroll",
+            &[("engine", text("postgresql")), ("port", number(5432))],
+        ),
+        item(
+            "db-shop",
+            "database",
+            "orders",
+            &[("engine", text("postgresql")), ("port", number(5432))],
+        ),
+    ];
+    let mut relationships = vec![
+        link("as-mail", Provides, "bs-email"),
+        link("as-payroll", Provides, "bs-payroll"),
+        link("as-shop", Provides, "bs-shop"),
+        link("as-mail", DependsOn, "app-exchange"),
+        link("as-payroll", DependsOn, "app-payroll"),
+        link("as-shop", DependsOn, "app-shop"),
+        link("app-payroll", DependsOn, "db-payroll"),
+        link("app-shop", DependsOn, "db-shop"),
+    ];
+    let placements: [(&str, &[&str]); 3] = [
+        ("emea", &["app-exchange", "db-payroll"]),
+        ("amer", &["app-shop", "db-shop"]),
+        ("apac", &["app-payroll"]),
+    ];
+    for (region, hosts) in placements {
+        let vm = format!("vm-{region}");
+        let server = format!("srv-{region}");
+        let switch = format!("sw-{region}");
+        items.push(item(
+            &vm,
+            "virtual_machine",
+            &format!("{region}-vm-01"),
+            &[
+                ("fqdn", text(&format!("{region}-vm-01.example.com"))),
+                ("os", text("linux")),
+                ("hypervisor", text("kvm")),
+                ("cpu_count", number(8)),
+                ("ram_gb", number(32)),
+            ],
+        ));
+        items.push(item(
+            &server,
+            "server",
+            &format!("{region}-host-01"),
+            &[
+                (
+                    "serial_number",
+                    text(&format!("SN-{}-0001", region.to_uppercase())),
+                ),
+                ("fqdn", text(&format!("{region}-host-01.example.com"))),
+                ("os", text("linux")),
+                ("cpu_count", number(64)),
+                ("ram_gb", number(512)),
+            ],
+        ));
+        items.push(item(
+            &switch,
+            "network_device",
+            &format!("{region}-core-sw"),
+            &[
+                (
+                    "serial_number",
+                    text(&format!("SW-{}-77", region.to_uppercase())),
+                ),
+                ("device_type", text("switch")),
+                ("management_ip", text("10.0.0.2")),
+            ],
+        ));
+        relationships.push(link(&vm, RunsOn, &server));
+        relationships.push(link(&server, ConnectsTo, &switch));
+        for hosted in hosts {
+            relationships.push(link(hosted, RunsOn, &vm));
+        }
+    }
+    let count = items.len();
+    let stage = cmdb::StageImportRequest {
+        source: "demo-seed".into(),
+        items,
+        relationships,
+        skip_invalid: false,
+    };
+    let batch = client
+        .stage_import(with(stage, admin)?)
+        .await?
+        .into_inner()
+        .batch
+        .unwrap_or_default();
+    if batch.creates + batch.updates > 0 {
+        client
+            .commit_import(with(cmdb::CommitImportRequest { id: batch.id }, admin)?)
+            .await?;
+    } else {
+        client
+            .discard_import(with(cmdb::DiscardImportRequest { id: batch.id }, admin)?)
+            .await?;
+    }
+    Ok(count)
 }

@@ -24,8 +24,8 @@ use tonic::service::RoutesBuilder;
 
 use cli::{Cli, Command};
 
-/// Target names `desk serve --target` accepts. The CMDB and the other services join here as they land.
-pub const SERVICES: &[&str] = &[desk_tickets::SERVICE];
+/// Target names `desk serve --target` accepts; the other services join here as they land.
+pub const SERVICES: &[&str] = &[desk_tickets::SERVICE, desk_cmdb::SERVICE];
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -162,6 +162,9 @@ async fn migrate(target: &str, settings: &Settings) -> anyhow::Result<()> {
         desk_tickets::SERVICE => {
             desk_tickets::open_database(settings).await?;
         }
+        desk_cmdb::SERVICE => {
+            desk_cmdb::open_database(settings).await?;
+        }
         other => anyhow::bail!("no migrations for {other}"),
     }
     Ok(())
@@ -174,6 +177,7 @@ async fn build_target(
 ) -> anyhow::Result<ServiceParts> {
     match target {
         desk_tickets::SERVICE => desk_tickets::build(platform, routes).await,
+        desk_cmdb::SERVICE => desk_cmdb::build(platform, routes).await,
         other => anyhow::bail!("unknown target {other}"),
     }
 }

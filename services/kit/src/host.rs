@@ -9,7 +9,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
@@ -113,6 +113,14 @@ pub async fn serve(
         drain_signal.cancel();
     };
 
+    // Small request/response pairs on a long-lived HTTP/2 connection: without TCP_NODELAY, Nagle's
+    // algorithm holds a response until the peer's delayed ACK (up to 40 ms) arrives.
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        if let Ok(stream) = &stream {
+            let _ = stream.set_nodelay(true);
+        }
+        stream
+    });
     let grpc = &platform.settings.grpc;
     tonic::transport::Server::builder()
         .accept_http1(true)
@@ -121,7 +129,7 @@ pub async fn serve(
         .concurrency_limit_per_connection(grpc.concurrency_per_connection)
         .timeout(Duration::from_secs(30))
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming, signal)
         .await?;
 
     platform.workers_shutdown.cancel();

@@ -1,0 +1,72 @@
+//! The CMDB's errors, and how each classifies into the platform's code table.
+
+use desk_kit::error::{ApiError, Classify, FieldViolation, classify_db_error};
+
+use crate::{
+    domain::{CiError, ClassError, RelationshipError, Violations},
+    store::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CmdbError {
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the CI is at version {current}, not {expected}: reload it and try again")]
+    Stale { expected: i64, current: i64 },
+    #[error(transparent)]
+    Ci(#[from] CiError),
+    #[error(transparent)]
+    Class(#[from] ClassError),
+    #[error(transparent)]
+    Relationship(#[from] RelationshipError),
+    #[error("{0}")]
+    Precondition(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Violations> for CmdbError {
+    fn from(violations: Violations) -> Self {
+        CmdbError::Invalid(violations)
+    }
+}
+
+impl From<sea_orm::DbErr> for CmdbError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        CmdbError::Store(StoreError::Db(error))
+    }
+}
+
+impl Classify for CmdbError {
+    fn classify(&self) -> ApiError {
+        match self {
+            CmdbError::Invalid(violations) => ApiError::InvalidArgument(
+                violations
+                    .iter()
+                    .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
+                    .collect(),
+            ),
+            CmdbError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            CmdbError::Stale { .. } => ApiError::Aborted(self.to_string()),
+            CmdbError::Ci(error) => ApiError::FailedPrecondition(error.to_string()),
+            CmdbError::Class(error) => ApiError::invalid(
+                error
+                    .class()
+                    .map_or_else(|| "class".to_owned(), |c| format!("class ({c})")),
+                error.to_string(),
+            ),
+            CmdbError::Relationship(error) => match error.field() {
+                Some(field) => ApiError::invalid(field, error.to_string()),
+                None => ApiError::FailedPrecondition(error.to_string()),
+            },
+            CmdbError::Precondition(message) => ApiError::FailedPrecondition(message.clone()),
+            CmdbError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
+            CmdbError::Store(StoreError::Db(error)) => classify_db_error(error),
+            CmdbError::Store(StoreError::Corrupt(_)) => ApiError::Internal,
+        }
+    }
+}

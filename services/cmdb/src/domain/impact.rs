@@ -1,0 +1,1189 @@
+//! Impact analysis: which CIs — and which business services — a failure reaches, over an
+//! in-memory index of the relationship graph.
+//!
+//! The service builds one [`ImpactGraph`] per tenant at start and keeps it current from its own
+//! writes (`add_node`, `update_node`, `retire_node`, `add_edge`, `remove_edge`), so a query never
+//! touches the database. The index is compact — CIs are numbered `0..n`, and each keeps its
+//! outgoing and incoming relationships as `(neighbour, type)` pairs of 8 bytes — because the
+//! target is 100,000 CIs and 500,000 relationships with a full closure in 20 ms and a depth-3
+//! query in 2 ms.
+//!
+//! # Directions
+//!
+//! - [`Direction::Upstream`]: *who is affected if the start CIs fail*. Along `A depends_on B`
+//!   a failure of B reaches A, so the walk goes against `depends_on` and `runs_on` edges, along
+//!   `provides` edges and both ways along `connects_to` (see
+//!   [`super::relationship::ImpactFlow`]).
+//! - [`Direction::Downstream`]: *what the start CIs depend on* — the exact reverse.
+//! - [`Direction::Both`]: the union of the two walks. They are kept apart (a node reached
+//!   upstream is not then walked downstream), because a sibling of a failed CI's dependant is
+//!   neither affected by it nor needed by it.
+//!
+//! `member_of` never carries impact. Retired CIs are never entered (a start CI is always
+//! reported and walked, retired or not: the caller asked about it).
+//!
+//! # Traversal
+//!
+//! Breadth-first from all start CIs at once, so each CI is reported once, at its shortest
+//! distance from the nearest start, with one shortest explaining path. Paths are not copied while
+//! walking: each visited state keeps a parent pointer, and only the reported CIs' paths are
+//! rebuilt at the end, when asked for.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::ci::CiStatus;
+use super::relationship::{ImpactFlow, RelationshipType};
+
+/// What impact analysis needs to know about a CI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpactNode {
+    pub id: Uuid,
+    pub class: String,
+    pub name: String,
+    pub status: CiStatus,
+    /// Whether the CI's class is `business_service` or a subclass; the caller asks the catalog,
+    /// so tenant subclasses count.
+    pub business_service: bool,
+}
+
+/// A stored relationship, as it is written: `source relationship target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImpactEdge {
+    pub source: Uuid,
+    pub relationship: RelationshipType,
+    pub target: Uuid,
+}
+
+/// Which way to walk; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Upstream,
+    Downstream,
+    Both,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpactQuery {
+    /// The CIs that fail (upstream) or whose dependencies are wanted (downstream).
+    pub start: Vec<Uuid>,
+    pub direction: Direction,
+    /// Relationships walked from a start CI at most; 0 reports the start CIs only.
+    pub max_depth: u32,
+    /// CIs reported at most, start CIs included.
+    pub max_nodes: u32,
+    /// Only these types are walked; `None` walks every type.
+    pub relationship_types: Option<Vec<RelationshipType>>,
+    /// Whether each CI comes with the path that explains it.
+    pub include_paths: bool,
+}
+
+/// One relationship on an explaining path, as stored (`source relationship target`). A path
+/// starts at a start CI; each step shares a CI with the one before, and the walk may cross a
+/// step from target to source (upstream along `runs_on`, for instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PathStep {
+    pub source: Uuid,
+    pub relationship: RelationshipType,
+    pub target: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpactedNode {
+    pub id: Uuid,
+    /// Relationships from the nearest start CI; 0 for a start CI.
+    pub depth: u32,
+    /// A shortest path from a start CI, `depth` steps long; empty for start CIs and when paths
+    /// were not asked for.
+    pub via: Vec<PathStep>,
+}
+
+/// Why the result may be incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Truncation {
+    /// CIs lie beyond `max_depth`.
+    Depth,
+    /// More CIs were reachable than `max_nodes`.
+    Nodes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpactResult {
+    /// Start CIs first, then in breadth-first order.
+    pub nodes: Vec<ImpactedNode>,
+    /// The reported CIs that are business services, in the same order.
+    pub business_services: Vec<Uuid>,
+    pub truncated: Option<Truncation>,
+    /// CIs whose relationships were examined (in [`Direction::Both`] a CI may count once per
+    /// direction): the work the query cost.
+    pub visited: u32,
+}
+
+/// Why the graph refused an update or a query. The texts are user-facing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    #[error("CI {id} is not in the impact graph")]
+    UnknownCi { id: Uuid },
+
+    #[error("CI {id} is already in the impact graph")]
+    DuplicateCi { id: Uuid },
+
+    #[error("the impact graph holds at most {} CIs", u32::MAX - 2)]
+    Full,
+}
+
+/// One neighbour in an adjacency list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Adjacent {
+    node: u32,
+    relationship: u8,
+}
+
+/// The tenant's CIs and relationships, indexed for walking.
+#[derive(Debug, Clone, Default)]
+pub struct ImpactGraph {
+    index: HashMap<Uuid, u32>,
+    nodes: Vec<ImpactNode>,
+    /// Kept apart from `nodes` so the walk reads one byte per neighbour, not a whole node.
+    retired: Vec<bool>,
+    outgoing: Vec<Vec<Adjacent>>,
+    incoming: Vec<Vec<Adjacent>>,
+    edge_count: usize,
+}
+
+/// Sentinels in the parent-pointer array.
+const UNSEEN: u32 = u32::MAX;
+const START: u32 = u32::MAX - 1;
+/// Set in a step's meta byte when the walk went from the edge's source to its target.
+const FORWARD: u8 = 0x80;
+
+fn type_of(bits: u8) -> RelationshipType {
+    let index = usize::from(bits & !FORWARD);
+    RelationshipType::ALL
+        .get(index)
+        .copied()
+        .unwrap_or(RelationshipType::DependsOn)
+}
+
+/// The types whose impact flow is one of `flows`, as a bit set.
+fn mask_of(flows: &[ImpactFlow]) -> u8 {
+    RelationshipType::ALL
+        .iter()
+        .filter(|relationship| flows.contains(&relationship.impact_flow()))
+        .fold(0, |mask, relationship| mask | relationship.bit())
+}
+
+/// One walk direction: which incoming and which outgoing relationships it follows.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    follow_incoming: u8,
+    follow_outgoing: u8,
+}
+
+impl Walk {
+    fn upstream(types: u8) -> Self {
+        use ImpactFlow::{Both, SourceImpactsTarget, TargetImpactsSource};
+        // A failed target hits its sources: walk incoming edges of target-impacts-source types.
+        Self {
+            follow_incoming: mask_of(&[TargetImpactsSource, Both]) & types,
+            follow_outgoing: mask_of(&[SourceImpactsTarget, Both]) & types,
+        }
+    }
+
+    fn downstream(types: u8) -> Self {
+        let upstream = Self::upstream(types);
+        Self {
+            follow_incoming: upstream.follow_outgoing,
+            follow_outgoing: upstream.follow_incoming,
+        }
+    }
+}
+
+impl ImpactGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds the graph in one go, as at service start: faster than adding edge by edge, since
+    /// repeats are removed by one sort per CI instead of a scan per edge.
+    pub fn build(
+        nodes: impl IntoIterator<Item = ImpactNode>,
+        edges: impl IntoIterator<Item = ImpactEdge>,
+    ) -> Result<Self, GraphError> {
+        let mut graph = Self::new();
+        for node in nodes {
+            graph.add_node(node)?;
+        }
+        for edge in edges {
+            let (source, target) = graph.ends(&edge)?;
+            let relationship = edge.relationship as u8;
+            graph.outgoing[source as usize].push(Adjacent {
+                node: target,
+                relationship,
+            });
+            graph.incoming[target as usize].push(Adjacent {
+                node: source,
+                relationship,
+            });
+        }
+        let mut edge_count = 0;
+        for list in graph.outgoing.iter_mut().chain(graph.incoming.iter_mut()) {
+            list.sort_unstable();
+            list.dedup();
+        }
+        for list in &graph.outgoing {
+            edge_count += list.len();
+        }
+        graph.edge_count = edge_count;
+        Ok(graph)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.edge_count
+    }
+
+    pub fn node(&self, id: Uuid) -> Option<&ImpactNode> {
+        self.index
+            .get(&id)
+            .map(|&index| &self.nodes[index as usize])
+    }
+
+    pub fn contains_edge(&self, edge: &ImpactEdge) -> bool {
+        self.ends(edge)
+            .is_ok_and(|(source, target)| self.find_edge(source, edge.relationship as u8, target))
+    }
+
+    /// Adds a CI without relationships.
+    pub fn add_node(&mut self, node: ImpactNode) -> Result<(), GraphError> {
+        if self.index.contains_key(&node.id) {
+            return Err(GraphError::DuplicateCi { id: node.id });
+        }
+        let index = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|&index| index < START)
+            .ok_or(GraphError::Full)?;
+        self.index.insert(node.id, index);
+        self.retired.push(node.status == CiStatus::Retired);
+        self.nodes.push(node);
+        self.outgoing.push(Vec::new());
+        self.incoming.push(Vec::new());
+        Ok(())
+    }
+
+    /// Replaces what is known about a CI (its name, class, status…), keeping its relationships.
+    pub fn update_node(&mut self, node: ImpactNode) -> Result<(), GraphError> {
+        let index = self.position(node.id)?;
+        self.retired[index] = node.status == CiStatus::Retired;
+        self.nodes[index] = node;
+        Ok(())
+    }
+
+    /// Marks a CI retired: walks no longer enter it. Its relationships stay, as in the store.
+    pub fn retire_node(&mut self, id: Uuid) -> Result<(), GraphError> {
+        let index = self.position(id)?;
+        self.retired[index] = true;
+        self.nodes[index].status = CiStatus::Retired;
+        Ok(())
+    }
+
+    /// Adds a relationship between two known CIs; `false` if it was already there.
+    pub fn add_edge(&mut self, edge: ImpactEdge) -> Result<bool, GraphError> {
+        let (source, target) = self.ends(&edge)?;
+        let relationship = edge.relationship as u8;
+        if self.find_edge(source, relationship, target) {
+            return Ok(false);
+        }
+        self.outgoing[source as usize].push(Adjacent {
+            node: target,
+            relationship,
+        });
+        self.incoming[target as usize].push(Adjacent {
+            node: source,
+            relationship,
+        });
+        self.edge_count += 1;
+        Ok(true)
+    }
+
+    /// Removes a relationship; `false` if it was not there.
+    pub fn remove_edge(&mut self, edge: &ImpactEdge) -> bool {
+        let Ok((source, target)) = self.ends(edge) else {
+            return false;
+        };
+        let relationship = edge.relationship as u8;
+        let outgoing = Adjacent {
+            node: target,
+            relationship,
+        };
+        let incoming = Adjacent {
+            node: source,
+            relationship,
+        };
+        let removed = remove(&mut self.outgoing[source as usize], outgoing);
+        if removed {
+            remove(&mut self.incoming[target as usize], incoming);
+            self.edge_count -= 1;
+        }
+        removed
+    }
+
+    fn position(&self, id: Uuid) -> Result<usize, GraphError> {
+        self.index
+            .get(&id)
+            .map(|&index| index as usize)
+            .ok_or(GraphError::UnknownCi { id })
+    }
+
+    fn ends(&self, edge: &ImpactEdge) -> Result<(u32, u32), GraphError> {
+        let source = self.position(edge.source)?;
+        let target = self.position(edge.target)?;
+        // Positions come from `index`, whose values are u32.
+        Ok((source as u32, target as u32))
+    }
+
+    /// Scans the shorter of the two lists that would hold the edge: a hypervisor host may host
+    /// thousands of VMs, each of which runs on one host.
+    fn find_edge(&self, source: u32, relationship: u8, target: u32) -> bool {
+        let outgoing = &self.outgoing[source as usize];
+        let incoming = &self.incoming[target as usize];
+        if outgoing.len() <= incoming.len() {
+            outgoing.contains(&Adjacent {
+                node: target,
+                relationship,
+            })
+        } else {
+            incoming.contains(&Adjacent {
+                node: source,
+                relationship,
+            })
+        }
+    }
+
+    /// Walks the graph from `query.start`; see the module docs. Unknown start CIs are an error,
+    /// so a typo is not mistaken for "no impact".
+    pub fn impact(&self, query: &ImpactQuery) -> Result<ImpactResult, GraphError> {
+        let mut starts: Vec<u32> = Vec::with_capacity(query.start.len());
+        for id in &query.start {
+            let index = self.position(*id)? as u32;
+            if !starts.contains(&index) {
+                starts.push(index);
+            }
+        }
+        let types = query.relationship_types.as_ref().map_or(u8::MAX, |types| {
+            types
+                .iter()
+                .fold(0, |mask, relationship| mask | relationship.bit())
+        });
+        let walks: &[Walk] = &match query.direction {
+            Direction::Upstream => vec![Walk::upstream(types)],
+            Direction::Downstream => vec![Walk::downstream(types)],
+            Direction::Both => vec![Walk::upstream(types), Walk::downstream(types)],
+        };
+        let phases = walks.len();
+
+        // A state is a CI in one walk direction: `node * phases + phase`.
+        let mut parent = vec![UNSEEN; self.nodes.len() * phases];
+        let mut meta = if query.include_paths {
+            vec![0_u8; parent.len()]
+        } else {
+            Vec::new()
+        };
+        let mut reported = vec![false; self.nodes.len()];
+        // Reported CIs in order, each with the state that reached it first and its depth.
+        let mut found: Vec<(u32, u32)> = Vec::new();
+        let mut truncated = None;
+        let mut visited: u32 = 0;
+
+        let mut frontier: Vec<u32> = Vec::new();
+        for &start in &starts {
+            if found.len() >= query.max_nodes as usize {
+                truncated = Some(Truncation::Nodes);
+                break;
+            }
+            reported[start as usize] = true;
+            found.push((start * phases as u32, 0));
+            for phase in 0..phases {
+                let state = start as usize * phases + phase;
+                parent[state] = START;
+                frontier.push(state as u32);
+            }
+        }
+
+        let mut depth = 0;
+        let mut next: Vec<u32> = Vec::new();
+        'levels: while truncated.is_none() && !frontier.is_empty() {
+            if depth >= query.max_depth {
+                let beyond = frontier.iter().any(|&state| {
+                    let (node, phase) = (state as usize / phases, state as usize % phases);
+                    self.neighbours(node, walks[phase])
+                        .any(|(neighbour, _)| !reported[neighbour as usize])
+                });
+                if beyond {
+                    truncated = Some(Truncation::Depth);
+                }
+                break;
+            }
+            for &state in &frontier {
+                let (node, phase) = (state as usize / phases, state as usize % phases);
+                visited = visited.saturating_add(1);
+                for (neighbour, step) in self.neighbours(node, walks[phase]) {
+                    let reached = neighbour as usize * phases + phase;
+                    if parent[reached] != UNSEEN {
+                        continue;
+                    }
+                    if !reported[neighbour as usize] {
+                        if found.len() >= query.max_nodes as usize {
+                            truncated = Some(Truncation::Nodes);
+                            break 'levels;
+                        }
+                        reported[neighbour as usize] = true;
+                        found.push((reached as u32, depth + 1));
+                    }
+                    parent[reached] = state;
+                    if let Some(slot) = meta.get_mut(reached) {
+                        *slot = step;
+                    }
+                    next.push(reached as u32);
+                }
+            }
+            std::mem::swap(&mut frontier, &mut next);
+            next.clear();
+            depth += 1;
+        }
+
+        let nodes: Vec<ImpactedNode> = found
+            .iter()
+            .map(|&(state, depth)| ImpactedNode {
+                id: self.nodes[state as usize / phases].id,
+                depth,
+                via: if query.include_paths {
+                    self.path(state, phases, &parent, &meta)
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        let business_services = found
+            .iter()
+            .map(|&(state, _)| &self.nodes[state as usize / phases])
+            .filter(|node| node.business_service)
+            .map(|node| node.id)
+            .collect();
+        Ok(ImpactResult {
+            nodes,
+            business_services,
+            truncated,
+            visited,
+        })
+    }
+
+    /// The CIs one step from `node` in `walk`, skipping retired ones, each with the step's meta
+    /// byte: its type, and [`FORWARD`] when the walk follows the edge from source to target.
+    fn neighbours(&self, node: usize, walk: Walk) -> impl Iterator<Item = (u32, u8)> + '_ {
+        let along = self.outgoing[node]
+            .iter()
+            .filter(move |adjacent| walk.follow_outgoing & (1 << adjacent.relationship) != 0)
+            .map(|adjacent| (adjacent.node, adjacent.relationship | FORWARD));
+        let against = self.incoming[node]
+            .iter()
+            .filter(move |adjacent| walk.follow_incoming & (1 << adjacent.relationship) != 0)
+            .map(|adjacent| (adjacent.node, adjacent.relationship));
+        along
+            .chain(against)
+            .filter(|(neighbour, _)| !self.retired[*neighbour as usize])
+    }
+
+    /// Follows parent pointers from `state` back to its start and returns the steps in walk
+    /// order.
+    fn path(&self, state: u32, phases: usize, parent: &[u32], meta: &[u8]) -> Vec<PathStep> {
+        let mut steps = Vec::new();
+        let mut current = state as usize;
+        while let Some(&previous) = parent.get(current) {
+            if previous == START || previous == UNSEEN {
+                break;
+            }
+            let here = self.nodes[current / phases].id;
+            let there = self.nodes[previous as usize / phases].id;
+            let bits = meta.get(current).copied().unwrap_or(0);
+            let (source, target) = if bits & FORWARD != 0 {
+                (there, here)
+            } else {
+                (here, there)
+            };
+            steps.push(PathStep {
+                source,
+                relationship: type_of(bits),
+                target,
+            });
+            current = previous as usize;
+        }
+        steps.reverse();
+        steps
+    }
+}
+
+/// Removes one occurrence of `item`, not keeping order.
+fn remove(list: &mut Vec<Adjacent>, item: Adjacent) -> bool {
+    match list.iter().position(|existing| *existing == item) {
+        Some(position) => {
+            list.swap_remove(position);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet, VecDeque};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::relationship::RelationshipType::{
+        ConnectsTo, DependsOn, MemberOf, Provides, RunsOn,
+    };
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn node(n: u128, class: &str) -> ImpactNode {
+        ImpactNode {
+            id: id(n),
+            class: class.to_owned(),
+            name: format!("ci-{n}"),
+            status: CiStatus::InUse,
+            business_service: class == "business_service",
+        }
+    }
+
+    fn edge(source: u128, relationship: RelationshipType, target: u128) -> ImpactEdge {
+        ImpactEdge {
+            source: id(source),
+            relationship,
+            target: id(target),
+        }
+    }
+
+    fn step(source: u128, relationship: RelationshipType, target: u128) -> PathStep {
+        PathStep {
+            source: id(source),
+            relationship,
+            target: id(target),
+        }
+    }
+
+    const SHOP: u128 = 1;
+    const CHECKOUT: u128 = 2;
+    const APP: u128 = 3;
+    const VM: u128 = 4;
+    const HOST: u128 = 5;
+    const DB: u128 = 6;
+    const SWITCH: u128 = 7;
+    const GROUP: u128 = 8;
+
+    /// An online shop provided by a checkout service, built on an app on a VM, a database, a
+    /// host, a switch, and an organisational group.
+    fn shop() -> ImpactGraph {
+        ImpactGraph::build(
+            [
+                node(SHOP, "business_service"),
+                node(CHECKOUT, "application_service"),
+                node(APP, "application"),
+                node(VM, "virtual_machine"),
+                node(HOST, "server"),
+                node(DB, "database"),
+                node(SWITCH, "network_device"),
+                node(GROUP, "cluster"),
+            ],
+            [
+                edge(CHECKOUT, Provides, SHOP),
+                edge(CHECKOUT, DependsOn, APP),
+                edge(APP, RunsOn, VM),
+                edge(APP, DependsOn, DB),
+                edge(VM, RunsOn, HOST),
+                edge(DB, RunsOn, HOST),
+                edge(SWITCH, ConnectsTo, HOST),
+                edge(HOST, MemberOf, GROUP),
+            ],
+        )
+        .expect("valid graph")
+    }
+
+    fn query(start: &[u128], direction: Direction) -> ImpactQuery {
+        ImpactQuery {
+            start: start.iter().map(|n| id(*n)).collect(),
+            direction,
+            max_depth: 100,
+            max_nodes: 10_000,
+            relationship_types: None,
+            include_paths: true,
+        }
+    }
+
+    fn depths(result: &ImpactResult) -> HashMap<Uuid, u32> {
+        result.nodes.iter().map(|n| (n.id, n.depth)).collect()
+    }
+
+    #[test]
+    fn a_failing_host_reaches_everything_built_on_it_up_to_the_business_service() {
+        let result = shop()
+            .impact(&query(&[HOST], Direction::Upstream))
+            .expect("known start");
+        assert_eq!(
+            depths(&result),
+            HashMap::from([
+                (id(HOST), 0),
+                (id(VM), 1),
+                (id(DB), 1),
+                (id(SWITCH), 1),
+                (id(APP), 2),
+                (id(CHECKOUT), 3),
+                (id(SHOP), 4),
+            ]),
+            "the group is organisational and not reached"
+        );
+        assert_eq!(result.business_services, [id(SHOP)]);
+        assert_eq!(result.truncated, None);
+        let shop_node = result
+            .nodes
+            .iter()
+            .find(|n| n.id == id(SHOP))
+            .expect("shop");
+        assert_eq!(shop_node.via.len(), 4);
+        assert_eq!(shop_node.via[0].target, id(HOST), "starts at the host");
+        assert_eq!(shop_node.via[3], step(CHECKOUT, Provides, SHOP));
+    }
+
+    #[test]
+    fn downstream_lists_what_a_business_service_depends_on() {
+        let result = shop()
+            .impact(&query(&[SHOP], Direction::Downstream))
+            .expect("known start");
+        assert_eq!(
+            depths(&result),
+            HashMap::from([
+                (id(SHOP), 0),
+                (id(CHECKOUT), 1),
+                (id(APP), 2),
+                (id(VM), 3),
+                (id(DB), 3),
+                (id(HOST), 4),
+                (id(SWITCH), 5),
+            ])
+        );
+        let host = result
+            .nodes
+            .iter()
+            .find(|n| n.id == id(HOST))
+            .expect("host");
+        assert_eq!(
+            host.via[..2],
+            [
+                step(CHECKOUT, Provides, SHOP),
+                step(CHECKOUT, DependsOn, APP)
+            ]
+        );
+    }
+
+    #[test]
+    fn both_directions_are_walked_apart() {
+        let result = shop()
+            .impact(&query(&[DB], Direction::Both))
+            .expect("known start");
+        let reached: HashSet<Uuid> = result.nodes.iter().map(|n| n.id).collect();
+        // Upstream: APP, CHECKOUT, SHOP. Downstream: HOST, SWITCH. Not VM: it is the app's
+        // other dependency, neither affected by the database nor needed by it.
+        assert_eq!(
+            reached,
+            HashSet::from([
+                id(DB),
+                id(APP),
+                id(CHECKOUT),
+                id(SHOP),
+                id(HOST),
+                id(SWITCH)
+            ])
+        );
+    }
+
+    #[test]
+    fn the_start_cis_come_first_at_depth_zero() {
+        let result = shop()
+            .impact(&query(&[VM, DB, VM], Direction::Upstream))
+            .expect("known start");
+        assert_eq!(result.nodes[0].id, id(VM));
+        assert_eq!(result.nodes[1].id, id(DB));
+        assert!(
+            result.nodes[..2]
+                .iter()
+                .all(|n| n.depth == 0 && n.via.is_empty())
+        );
+        assert_eq!(result.nodes.len(), 5, "vm, db, app, checkout, shop");
+    }
+
+    #[test]
+    fn a_depth_limit_stops_the_walk_and_says_so() {
+        let mut limited = query(&[HOST], Direction::Upstream);
+        limited.max_depth = 2;
+        let result = shop().impact(&limited).expect("known start");
+        assert_eq!(result.nodes.iter().map(|n| n.depth).max(), Some(2));
+        assert_eq!(result.truncated, Some(Truncation::Depth));
+        assert!(result.business_services.is_empty());
+
+        limited.max_depth = 4;
+        let result = shop().impact(&limited).expect("known start");
+        assert_eq!(result.truncated, None, "nothing lies beyond depth 4");
+    }
+
+    #[test]
+    fn a_node_limit_stops_the_walk_and_says_so() {
+        let mut limited = query(&[HOST], Direction::Upstream);
+        limited.max_nodes = 3;
+        let result = shop().impact(&limited).expect("known start");
+        assert_eq!(result.nodes.len(), 3);
+        assert_eq!(result.truncated, Some(Truncation::Nodes));
+
+        limited.max_nodes = 7;
+        let result = shop().impact(&limited).expect("known start");
+        assert_eq!(result.nodes.len(), 7);
+        assert_eq!(result.truncated, None, "exactly everything fits");
+    }
+
+    #[test]
+    fn only_the_chosen_relationship_types_are_walked() {
+        let mut hosting = query(&[HOST], Direction::Upstream);
+        hosting.relationship_types = Some(vec![RunsOn]);
+        let result = shop().impact(&hosting).expect("known start");
+        assert_eq!(
+            depths(&result),
+            HashMap::from([(id(HOST), 0), (id(VM), 1), (id(DB), 1), (id(APP), 2)])
+        );
+    }
+
+    #[test]
+    fn retired_cis_are_not_entered() {
+        let mut graph = shop();
+        graph.retire_node(id(VM)).expect("known");
+        graph.retire_node(id(DB)).expect("known");
+        let result = graph
+            .impact(&query(&[HOST], Direction::Upstream))
+            .expect("known start");
+        assert_eq!(
+            depths(&result),
+            HashMap::from([(id(HOST), 0), (id(SWITCH), 1)])
+        );
+        let from_retired = graph
+            .impact(&query(&[VM], Direction::Upstream))
+            .expect("known start");
+        assert_eq!(
+            from_retired.nodes.len(),
+            4,
+            "a retired start is still walked"
+        );
+    }
+
+    #[test]
+    fn paths_are_left_out_unless_asked_for() {
+        let mut without = query(&[HOST], Direction::Upstream);
+        without.include_paths = false;
+        let result = shop().impact(&without).expect("known start");
+        assert!(result.nodes.iter().all(|n| n.via.is_empty()));
+        assert_eq!(result.nodes.len(), 7);
+    }
+
+    #[test]
+    fn an_unknown_start_is_an_error() {
+        assert_eq!(
+            shop().impact(&query(&[99], Direction::Upstream)),
+            Err(GraphError::UnknownCi { id: id(99) })
+        );
+    }
+
+    #[test]
+    fn cycles_are_walked_once() {
+        let graph = ImpactGraph::build(
+            [node(1, "server"), node(2, "server"), node(3, "server")],
+            [
+                edge(1, DependsOn, 2),
+                edge(2, DependsOn, 3),
+                edge(3, DependsOn, 1),
+            ],
+        )
+        .expect("valid");
+        let result = graph
+            .impact(&query(&[1], Direction::Both))
+            .expect("known start");
+        assert_eq!(result.nodes.len(), 3);
+    }
+
+    #[test]
+    fn edges_come_and_go_incrementally() {
+        let mut graph = shop();
+        assert_eq!(graph.edge_count(), 8);
+        assert_eq!(
+            graph.add_edge(edge(APP, RunsOn, VM)),
+            Ok(false),
+            "already there"
+        );
+        assert!(graph.remove_edge(&edge(APP, DependsOn, DB)));
+        assert!(!graph.remove_edge(&edge(APP, DependsOn, DB)));
+        assert!(!graph.contains_edge(&edge(APP, DependsOn, DB)));
+        assert_eq!(graph.edge_count(), 7);
+        let result = graph
+            .impact(&query(&[DB], Direction::Upstream))
+            .expect("known start");
+        assert_eq!(result.nodes.len(), 1, "nothing depends on the database now");
+
+        graph.add_node(node(9, "database")).expect("new");
+        assert_eq!(graph.add_edge(edge(APP, DependsOn, 9)), Ok(true));
+        assert!(graph.contains_edge(&edge(APP, DependsOn, 9)));
+        assert_eq!(graph.edge_count(), 8);
+        let result = graph
+            .impact(&query(&[9], Direction::Upstream))
+            .expect("known start");
+        assert_eq!(result.business_services, [id(SHOP)]);
+    }
+
+    #[test]
+    fn nodes_are_added_once_and_updated_in_place() {
+        let mut graph = shop();
+        assert_eq!(
+            graph.add_node(node(HOST, "server")),
+            Err(GraphError::DuplicateCi { id: id(HOST) })
+        );
+        assert_eq!(
+            graph.add_edge(edge(HOST, DependsOn, 99)),
+            Err(GraphError::UnknownCi { id: id(99) })
+        );
+        let mut renamed = node(HOST, "server");
+        renamed.name = "host-a".into();
+        graph.update_node(renamed).expect("known");
+        assert_eq!(
+            graph.node(id(HOST)).map(|n| n.name.as_str()),
+            Some("host-a")
+        );
+        assert_eq!(graph.node_count(), 8);
+        assert_eq!(
+            graph.update_node(node(99, "server")),
+            Err(GraphError::UnknownCi { id: id(99) })
+        );
+    }
+
+    #[test]
+    fn building_removes_repeated_edges() {
+        let graph = ImpactGraph::build(
+            [node(1, "server"), node(2, "server")],
+            [
+                edge(1, DependsOn, 2),
+                edge(1, DependsOn, 2),
+                edge(1, RunsOn, 2),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(graph.edge_count(), 2);
+        assert_eq!(
+            ImpactGraph::build([node(1, "server")], [edge(1, DependsOn, 2)]).err(),
+            Some(GraphError::UnknownCi { id: id(2) })
+        );
+    }
+
+    /// A small deterministic generator, so the big test needs no extra dependency.
+    struct SplitMix(u64);
+
+    impl SplitMix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            (self.next() % bound as u64) as usize
+        }
+    }
+
+    #[test]
+    fn a_full_closure_over_twenty_thousand_cis_and_a_hundred_thousand_relationships_completes() {
+        const NODES: usize = 20_000;
+        const EDGES: usize = 100_000;
+        let mut random = SplitMix(7);
+        let nodes = (0..NODES).map(|n| ImpactNode {
+            business_service: n % 100 == 0,
+            ..node(n as u128, "server")
+        });
+        let edges: Vec<ImpactEdge> = (0..EDGES)
+            .map(|_| {
+                let relationship = RelationshipType::ALL[random.below(RelationshipType::ALL.len())];
+                edge(
+                    random.below(NODES) as u128,
+                    relationship,
+                    random.below(NODES) as u128,
+                )
+            })
+            .collect();
+        let graph = ImpactGraph::build(nodes, edges).expect("valid");
+        let result = graph
+            .impact(&ImpactQuery {
+                start: vec![id(1)],
+                direction: Direction::Both,
+                max_depth: u32::MAX,
+                max_nodes: u32::MAX,
+                relationship_types: None,
+                include_paths: true,
+            })
+            .expect("known start");
+        assert!(
+            result.nodes.len() > NODES / 2,
+            "a random graph this dense is mostly connected"
+        );
+        assert_eq!(result.truncated, None);
+        let unique: HashSet<Uuid> = result.nodes.iter().map(|n| n.id).collect();
+        assert_eq!(unique.len(), result.nodes.len());
+        assert!(result.nodes.iter().all(|n| n.via.len() == n.depth as usize));
+    }
+
+    /// Shortest distances by a plain breadth-first search over the edge list, one walk direction
+    /// at a time, as a reference for the indexed walk.
+    fn reference_depths(
+        node_count: usize,
+        edges: &[(usize, RelationshipType, usize)],
+        retired: &HashSet<usize>,
+        start: usize,
+        direction: Direction,
+    ) -> HashMap<usize, u32> {
+        let walk = |upstream: bool| {
+            let mut depth = HashMap::from([(start, 0_u32)]);
+            let mut queue = VecDeque::from([start]);
+            while let Some(current) = queue.pop_front() {
+                for &(source, relationship, target) in edges {
+                    let flow = relationship.impact_flow();
+                    let against =
+                        matches!(flow, ImpactFlow::TargetImpactsSource | ImpactFlow::Both);
+                    let along = matches!(flow, ImpactFlow::SourceImpactsTarget | ImpactFlow::Both);
+                    let (follow_from_target, follow_from_source) = if upstream {
+                        (against, along)
+                    } else {
+                        (along, against)
+                    };
+                    let mut next = Vec::new();
+                    if target == current && follow_from_target {
+                        next.push(source);
+                    }
+                    if source == current && follow_from_source {
+                        next.push(target);
+                    }
+                    for neighbour in next {
+                        if neighbour < node_count
+                            && !retired.contains(&neighbour)
+                            && !depth.contains_key(&neighbour)
+                        {
+                            depth.insert(neighbour, depth[&current] + 1);
+                            queue.push_back(neighbour);
+                        }
+                    }
+                }
+            }
+            depth
+        };
+        match direction {
+            Direction::Upstream => walk(true),
+            Direction::Downstream => walk(false),
+            Direction::Both => {
+                let mut both = walk(true);
+                for (neighbour, depth) in walk(false) {
+                    both.entry(neighbour)
+                        .and_modify(|d| *d = (*d).min(depth))
+                        .or_insert(depth);
+                }
+                both
+            }
+        }
+    }
+
+    /// Where walking `via` from `from` ends, if each step touches the CI reached so far.
+    fn follow(from: Uuid, via: &[PathStep]) -> Option<Uuid> {
+        via.iter().try_fold(from, |at, path_step| {
+            if path_step.source == at {
+                Some(path_step.target)
+            } else if path_step.target == at {
+                Some(path_step.source)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn graph_strategy()
+    -> impl Strategy<Value = (usize, Vec<(usize, RelationshipType, usize)>, HashSet<usize>)> {
+        (2_usize..25).prop_flat_map(|count| {
+            (
+                Just(count),
+                prop::collection::vec(
+                    (
+                        0..count,
+                        prop::sample::select(RelationshipType::ALL.to_vec()),
+                        0..count,
+                    ),
+                    0..70,
+                ),
+                prop::collection::hash_set(0..count, 0..4),
+            )
+        })
+    }
+
+    fn direction_strategy() -> impl Strategy<Value = Direction> {
+        prop::sample::select(vec![
+            Direction::Upstream,
+            Direction::Downstream,
+            Direction::Both,
+        ])
+    }
+
+    #[test]
+    #[ignore]
+    fn zz_timing() {
+        const NODES: usize = 100_000;
+        const EDGES: usize = 500_000;
+        let mut random = SplitMix(11);
+        let nodes = (0..NODES).map(|n| ImpactNode {
+            business_service: n % 100 == 0,
+            ..node(n as u128, "server")
+        });
+        let edges: Vec<ImpactEdge> = (0..EDGES)
+            .map(|_| {
+                let relationship = RelationshipType::ALL[random.below(RelationshipType::ALL.len())];
+                edge(
+                    random.below(NODES) as u128,
+                    relationship,
+                    random.below(NODES) as u128,
+                )
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let graph = ImpactGraph::build(nodes, edges).expect("valid");
+        eprintln!("build {:?}", t.elapsed());
+        for (depth, paths, direction) in [
+            (u32::MAX, false, Direction::Upstream),
+            (u32::MAX, true, Direction::Upstream),
+            (u32::MAX, false, Direction::Both),
+            (u32::MAX, true, Direction::Both),
+            (3, true, Direction::Upstream),
+            (3, true, Direction::Both),
+        ] {
+            let mut times = Vec::new();
+            let mut count = 0;
+            for start in 0..200 {
+                let t = std::time::Instant::now();
+                let r = graph
+                    .impact(&ImpactQuery {
+                        start: vec![id(start * 37)],
+                        direction,
+                        max_depth: depth,
+                        max_nodes: u32::MAX,
+                        relationship_types: None,
+                        include_paths: paths,
+                    })
+                    .expect("ok");
+                times.push(t.elapsed());
+                count = r.nodes.len();
+            }
+            times.sort();
+            eprintln!(
+                "depth {depth} paths {paths} {direction:?}: nodes {count} p50 {:?} p99 {:?}",
+                times[100], times[197]
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_ci_is_reported_once_with_a_path_of_existing_edges_from_a_start(
+            (count, edges, retired) in graph_strategy(),
+            starts in prop::collection::vec(0_usize..25, 1..3),
+            direction in direction_strategy(),
+            max_depth in 0_u32..6,
+            max_nodes in 0_u32..30,
+        ) {
+            let graph = ImpactGraph::build(
+                (0..count).map(|n| ImpactNode {
+                    status: if retired.contains(&n) { CiStatus::Retired } else { CiStatus::InUse },
+                    ..node(n as u128, "server")
+                }),
+                edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)),
+            ).expect("valid");
+            let stored: HashSet<ImpactEdge> =
+                edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)).collect();
+            let start: Vec<Uuid> = starts.iter().map(|s| id((s % count) as u128)).collect();
+            let result = graph.impact(&ImpactQuery {
+                start: start.clone(),
+                direction,
+                max_depth,
+                max_nodes,
+                relationship_types: None,
+                include_paths: true,
+            }).expect("known start");
+
+            let unique: HashSet<Uuid> = result.nodes.iter().map(|n| n.id).collect();
+            prop_assert_eq!(unique.len(), result.nodes.len());
+            prop_assert!(result.nodes.len() <= max_nodes as usize);
+            for reported in &result.nodes {
+                prop_assert!(reported.depth <= max_depth);
+                prop_assert_eq!(reported.via.len(), reported.depth as usize);
+                for path_step in &reported.via {
+                    let stored_edge = ImpactEdge {
+                        source: path_step.source,
+                        relationship: path_step.relationship,
+                        target: path_step.target,
+                    };
+                    prop_assert!(stored.contains(&stored_edge));
+                }
+                // Some start CI begins a chain of steps, each sharing a CI with the one before,
+                // that ends at the reported CI.
+                let ends_here = start
+                    .iter()
+                    .any(|&from| follow(from, &reported.via) == Some(reported.id));
+                prop_assert!(ends_here, "{:?}", reported);
+            }
+        }
+
+        #[test]
+        fn an_unlimited_walk_finds_exactly_the_shortest_distances(
+            (count, edges, retired) in graph_strategy(),
+            start in 0_usize..25,
+            direction in direction_strategy(),
+        ) {
+            let start = start % count;
+            let graph = ImpactGraph::build(
+                (0..count).map(|n| ImpactNode {
+                    status: if retired.contains(&n) { CiStatus::Retired } else { CiStatus::InUse },
+                    ..node(n as u128, "server")
+                }),
+                edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)),
+            ).expect("valid");
+            let result = graph.impact(&ImpactQuery {
+                start: vec![id(start as u128)],
+                direction,
+                max_depth: u32::MAX,
+                max_nodes: u32::MAX,
+                relationship_types: None,
+                include_paths: false,
+            }).expect("known start");
+            let expected: HashMap<Uuid, u32> =
+                reference_depths(count, &edges, &retired, start, direction)
+                    .into_iter()
+                    .map(|(n, d)| (id(n as u128), d))
+                    .collect();
+            prop_assert_eq!(depths(&result), expected);
+            prop_assert_eq!(result.truncated, None);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The CMDB domain: pure types and rules, with no I/O, no async and no clock reads.
+//!
+//! Everything the store and API layers decide about classes, CIs, relationships, imports and
+//! impact is decided here, from values they pass in (the current time included), so it can be
+//! tested exhaustively without a database.
+//!
+//! # Layout
+//!
+//! - [`class`]: the class hierarchy, typed attribute schemas, the tenant's catalog and attribute
+//!   validation (JSON in, typed values out, and back).
+//! - [`ci`]: a CI's value types, lifecycle, patches and per-field provenance.
+//! - [`relationship`]: relationship types, their impact flow and the rules a new one must meet.
+//! - [`identification`]: identification rules, source precedence, and reconciliation of import
+//!   batches into a deterministic plan.
+//! - [`impact`]: the in-memory relationship graph and impact analysis over it.
+//! - [`validate`]: field checks that collect every violation of a request.
+//! - [`history`]: the field-by-field record of what an update changed.
+
+mod string_enum;
+
+pub mod ci;
+pub mod class;
+pub mod history;
+pub mod identification;
+pub mod impact;
+pub mod relationship;
+pub mod validate;
+
+pub use ci::{
+    API_SOURCE, Ci, CiError, CiPatch, CiStatus, Criticality, Environment, NewCi, Provenance,
+};
+pub use class::{
+    AttrValue, AttrValueError, AttributeDef, AttributeType, CiClass, ClassCatalog, ClassError,
+    ValidatedAttributes, ValidationMode, validate_attributes,
+};
+pub use history::{Changes, FieldChange};
+pub use identification::{
+    DependentKey, ExistingCis, IdentKey, IdentificationRule, ImportBatch, ImportItem, ImportRef,
+    ImportRelationship, InvalidItems, ItemAction, ItemConflict, PlannedItem, PlannedRelationship,
+    ReconciliationPlan, RelationshipAction, SourcePrecedence, reconcile,
+};
+pub use impact::{Direction, ImpactGraph, ImpactQuery, ImpactResult, ImpactedNode};
+pub use relationship::{
+    CiFacts, ImpactFlow, RelationshipError, RelationshipType, check_relationship,
+};
+pub use validate::{FieldViolation, Violations};

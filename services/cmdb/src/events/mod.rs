@@ -1,0 +1,103 @@
+//! What the CMDB publishes: `ci.created/updated/retired`, `relationship.added/removed` and
+//! `import.committed` on `desk.<region>.cmdb.<aggregate>.<event>`, bodies from
+//! `proto/desk/cmdb/v1/events.proto`, each carrying the aggregate after the change.
+
+use desk_kit::events::OutgoingEvent;
+use desk_proto::{cmdb::v1 as pb, common::v1 as common};
+use prost::Message as _;
+
+use crate::{api::convert, domain::FieldChange};
+
+#[derive(Debug, Clone)]
+pub enum Fact {
+    CiCreated {
+        source: String,
+    },
+    CiUpdated {
+        changes: Vec<FieldChange>,
+        source: String,
+    },
+    CiRetired {
+        reason: String,
+    },
+    RelationshipAdded {
+        relationship: pb::Relationship,
+    },
+    RelationshipRemoved {
+        relationship: pb::Relationship,
+    },
+    ImportCommitted {
+        batch: pb::ImportBatch,
+    },
+}
+
+impl Fact {
+    /// The event for this fact; `ci` is the CI after the change (unused by relationship and import facts).
+    pub fn into_event(
+        self,
+        tenant: &str,
+        aggregate_id: &str,
+        ci: &pb::ConfigurationItem,
+        actor: &common::Actor,
+    ) -> OutgoingEvent {
+        let actor = Some(actor.clone());
+        let ci = Some(ci.clone());
+        let (aggregate, event, payload) = match self {
+            Fact::CiCreated { source } => (
+                "ci",
+                "created",
+                pb::CiCreated { ci, actor, source }.encode_to_vec(),
+            ),
+            Fact::CiUpdated { changes, source } => (
+                "ci",
+                "updated",
+                pb::CiUpdated {
+                    ci,
+                    actor,
+                    changes: convert::field_changes_to_pb(&changes),
+                    source,
+                }
+                .encode_to_vec(),
+            ),
+            Fact::CiRetired { reason } => (
+                "ci",
+                "retired",
+                pb::CiRetired { ci, actor, reason }.encode_to_vec(),
+            ),
+            Fact::RelationshipAdded { relationship } => (
+                "relationship",
+                "added",
+                pb::RelationshipAdded {
+                    relationship: Some(relationship),
+                    actor,
+                }
+                .encode_to_vec(),
+            ),
+            Fact::RelationshipRemoved { relationship } => (
+                "relationship",
+                "removed",
+                pb::RelationshipRemoved {
+                    relationship: Some(relationship),
+                    actor,
+                }
+                .encode_to_vec(),
+            ),
+            Fact::ImportCommitted { batch } => (
+                "import",
+                "committed",
+                pb::ImportCommitted {
+                    batch: Some(batch),
+                    actor,
+                }
+                .encode_to_vec(),
+            ),
+        };
+        OutgoingEvent {
+            aggregate,
+            event,
+            aggregate_id: aggregate_id.to_owned(),
+            tenant: tenant.to_owned(),
+            payload,
+        }
+    }
+}

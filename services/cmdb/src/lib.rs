@@ -1,0 +1,137 @@
+//! CMDB: the configuration management database of the desk — CI classes with typed attribute
+//! schemas, configuration items (CIs) with per-attribute provenance, typed relationships between
+//! them, identification and reconciliation of discovered data (staged, previewed, then committed
+//! atomically), and impact analysis over the relationship graph, behind `desk.cmdb.v1.CmdbService`.
+//!
+//! # Layout
+//! - [`domain`]: pure types and rules — the class catalog and attribute validation, CI records
+//!   and their lifecycle, relationship rules, identification and reconciliation of import
+//!   batches, and the in-memory impact graph. No I/O, no async, no clock reads.
+//! - [`store`]: sea-orm entities, migrations and queries, scoped by tenant.
+//! - [`api`]: the gRPC service; keeps the per-tenant impact graphs current from its own writes.
+//! - [`events`]: the facts it publishes through the outbox.
+//!
+//! [`build`] wires them into a process and rebuilds the impact index from the database at start.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::{collections::HashMap, sync::Arc};
+
+use desk_kit::{
+    Platform, ServiceParts,
+    auth::AuthInterceptor,
+    db::Db,
+    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, streams},
+};
+use desk_proto::cmdb::v1::cmdb_service_server::CmdbServiceServer;
+use sea_orm_migration::MigratorTrait;
+use tonic::service::RoutesBuilder;
+
+use domain::{
+    ImpactGraph,
+    impact::{ImpactEdge, ImpactNode},
+};
+
+pub const SERVICE: &str = "cmdb";
+pub const GRPC_SERVICE: &str = "desk.cmdb.v1.CmdbService";
+
+/// Connects and migrates the CMDB's database.
+pub async fn open_database(settings: &desk_kit::settings::Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(
+        &settings.database_url_for(SERVICE),
+        settings.database.max_connections,
+    )
+    .await?;
+    store::migrations::Migrator::up(db.connection(), None).await?;
+    Ok(db)
+}
+
+/// Loads every tenant's graph from the database (service start).
+pub async fn rebuild_graphs(
+    store: &store::CmdbStore,
+) -> anyhow::Result<HashMap<String, ImpactGraph>> {
+    let rows = store.graph_rows().await?;
+    let mut nodes: HashMap<String, Vec<ImpactNode>> = HashMap::new();
+    for (tenant, id, class, status, name) in rows.nodes {
+        let business_service = class == domain::class::BUSINESS_SERVICE;
+        nodes.entry(tenant).or_default().push(ImpactNode {
+            id,
+            class,
+            name,
+            status,
+            business_service,
+        });
+    }
+    let mut edges: HashMap<String, Vec<ImpactEdge>> = HashMap::new();
+    for (tenant, source, relationship, target) in rows.edges {
+        edges.entry(tenant).or_default().push(ImpactEdge {
+            source,
+            relationship,
+            target,
+        });
+    }
+    let mut graphs = HashMap::new();
+    for (tenant, tenant_nodes) in nodes {
+        let tenant_edges = edges.remove(&tenant).unwrap_or_default();
+        graphs.insert(
+            tenant,
+            ImpactGraph::build(tenant_nodes, tenant_edges)
+                .map_err(|e| anyhow::anyhow!("impact index: {e}"))?,
+        );
+    }
+    Ok(graphs)
+}
+
+pub async fn build(
+    platform: &Platform,
+    routes: &mut RoutesBuilder,
+) -> anyhow::Result<ServiceParts> {
+    let settings = &platform.settings;
+    let db = open_database(settings).await?;
+    let source = EventSource::new(settings.region.clone(), SERVICE);
+    streams::ensure_stream(&platform.jetstream, &source, &settings.nats).await?;
+    let relay_handle = RelayHandle::default();
+    let relay = OutboxRelay::new(
+        db.clone(),
+        platform.jetstream.clone(),
+        source.clone(),
+        settings.outbox.clone(),
+        relay_handle.clone(),
+    )
+    .with_stream_settings(&settings.nats);
+    let store = Arc::new(store::CmdbStore::new(Publisher::new(
+        db,
+        Outbox::new(source),
+        relay_handle,
+    )));
+    let started = std::time::Instant::now();
+    let graphs = rebuild_graphs(&store).await?;
+    tracing::info!(
+        tenants = graphs.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "impact index rebuilt"
+    );
+    let api = api::CmdbApi::new(
+        store,
+        settings.region.clone(),
+        platform.clock.clone(),
+        Arc::new(std::sync::RwLock::new(graphs)),
+    );
+    let max = settings.grpc.max_message_bytes;
+    let server = CmdbServiceServer::new(api)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    routes.add_service(tonic::service::interceptor::InterceptedService::new(
+        server,
+        AuthInterceptor::new(platform.verifier.clone()),
+    ));
+    let workers = vec![tokio::spawn(relay.run(platform.workers_shutdown.clone()))];
+    Ok(ServiceParts {
+        name: SERVICE,
+        grpc_services: vec![GRPC_SERVICE],
+        workers,
+    })
+}
