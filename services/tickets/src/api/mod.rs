@@ -302,10 +302,7 @@ impl TicketApi {
             return Ok(existing);
         }
 
-        let settings = self
-            .store
-            .settings(self.store.db().connection(), &actor.tenant)
-            .await?;
+        let settings = self.store.cached_settings(&actor.tenant).await?;
         let impact = impact.unwrap_or(Level::Medium);
         let urgency = urgency.unwrap_or(Level::Medium);
         let now = self.now();
@@ -1437,6 +1434,7 @@ impl TicketApi {
             .save_settings(&txn, &actor.tenant, &settings, self.now())
             .await?;
         self.store.commit(txn).await?;
+        self.store.forget_settings(&actor.tenant);
         Ok(convert::settings_to_pb(&settings))
     }
 }

@@ -92,13 +92,18 @@ pub struct TicketStore {
     publisher: Publisher,
     /// Number sequences known to exist (PostgreSQL), so each is created once per process.
     sequences: Mutex<HashSet<String>>,
+    settings_cache: std::sync::RwLock<std::collections::HashMap<String, (TicketSettings, std::time::Instant)>>,
 }
+
+/// How long another replica's settings change may take to reach this one.
+const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl TicketStore {
     pub fn new(publisher: Publisher) -> Self {
         Self {
             publisher,
             sequences: Mutex::new(HashSet::new()),
+            settings_cache: std::sync::RwLock::default(),
         }
     }
 
@@ -500,6 +505,31 @@ impl TicketStore {
     }
 
     // ---- settings ----
+
+    /// The tenant's settings, from a short-lived cache: every create needs the priority matrix,
+    /// and a round trip per create for a value that changes a few times a year is waste. Writes
+    /// through this process refresh the cache at once; another replica's write shows within
+    /// [`SETTINGS_TTL`].
+    pub async fn cached_settings(&self, tenant: &str) -> StoreResult<TicketSettings> {
+        if let Ok(cache) = self.settings_cache.read()
+            && let Some((value, read_at)) = cache.get(tenant)
+            && read_at.elapsed() < SETTINGS_TTL
+        {
+            return Ok(value.clone());
+        }
+        let value = self.settings(self.db().connection(), tenant).await?;
+        if let Ok(mut cache) = self.settings_cache.write() {
+            cache.insert(tenant.to_owned(), (value.clone(), std::time::Instant::now()));
+        }
+        Ok(value)
+    }
+
+    /// Forgets a tenant's cached settings (after this process changed them).
+    pub fn forget_settings(&self, tenant: &str) {
+        if let Ok(mut cache) = self.settings_cache.write() {
+            cache.remove(tenant);
+        }
+    }
 
     pub async fn settings<C: ConnectionTrait>(
         &self,
