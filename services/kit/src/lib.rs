@@ -8,6 +8,8 @@
 //! - [`db`]: PostgreSQL/SQLite connections and write transactions that behave alike.
 //! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, the inbox.
 //! - [`clock`]: injected time.
+//! - [`history`]: field-by-field change records for every aggregate's history.
+//! - `string_enum!`: closed enums with one snake_case name each (database values, subjects, JSON).
 //! - [`ids`]: region-qualified public ids.
 //! - [`nats_server`]: finding a nats-server >= 2.10 to start.
 //! - [`paging`]: opaque cursor tokens.
@@ -26,12 +28,14 @@ pub mod clock;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod host;
 pub mod ids;
 pub mod nats_server;
 pub mod paging;
 pub mod schema;
 pub mod settings;
+mod string_enum;
 pub mod telemetry;
 
 pub use host::{Platform, ServiceParts};

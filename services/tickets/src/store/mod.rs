@@ -92,7 +92,8 @@ pub struct TicketStore {
     publisher: Publisher,
     /// Number sequences known to exist (PostgreSQL), so each is created once per process.
     sequences: Mutex<HashSet<String>>,
-    settings_cache: std::sync::RwLock<std::collections::HashMap<String, (TicketSettings, std::time::Instant)>>,
+    settings_cache:
+        std::sync::RwLock<std::collections::HashMap<String, (TicketSettings, std::time::Instant)>>,
 }
 
 /// How long another replica's settings change may take to reach this one.
@@ -519,7 +520,10 @@ impl TicketStore {
         }
         let value = self.settings(self.db().connection(), tenant).await?;
         if let Ok(mut cache) = self.settings_cache.write() {
-            cache.insert(tenant.to_owned(), (value.clone(), std::time::Instant::now()));
+            cache.insert(
+                tenant.to_owned(),
+                (value.clone(), std::time::Instant::now()),
+            );
         }
         Ok(value)
     }
