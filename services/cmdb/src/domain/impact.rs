@@ -1048,62 +1048,6 @@ mod tests {
         ])
     }
 
-    #[test]
-    #[ignore]
-    fn zz_timing() {
-        const NODES: usize = 100_000;
-        const EDGES: usize = 500_000;
-        let mut random = SplitMix(11);
-        let nodes = (0..NODES).map(|n| ImpactNode {
-            business_service: n % 100 == 0,
-            ..node(n as u128, "server")
-        });
-        let edges: Vec<ImpactEdge> = (0..EDGES)
-            .map(|_| {
-                let relationship = RelationshipType::ALL[random.below(RelationshipType::ALL.len())];
-                edge(
-                    random.below(NODES) as u128,
-                    relationship,
-                    random.below(NODES) as u128,
-                )
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        let graph = ImpactGraph::build(nodes, edges).expect("valid");
-        eprintln!("build {:?}", t.elapsed());
-        for (depth, paths, direction) in [
-            (u32::MAX, false, Direction::Upstream),
-            (u32::MAX, true, Direction::Upstream),
-            (u32::MAX, false, Direction::Both),
-            (u32::MAX, true, Direction::Both),
-            (3, true, Direction::Upstream),
-            (3, true, Direction::Both),
-        ] {
-            let mut times = Vec::new();
-            let mut count = 0;
-            for start in 0..200 {
-                let t = std::time::Instant::now();
-                let r = graph
-                    .impact(&ImpactQuery {
-                        start: vec![id(start * 37)],
-                        direction,
-                        max_depth: depth,
-                        max_nodes: u32::MAX,
-                        relationship_types: None,
-                        include_paths: paths,
-                    })
-                    .expect("ok");
-                times.push(t.elapsed());
-                count = r.nodes.len();
-            }
-            times.sort();
-            eprintln!(
-                "depth {depth} paths {paths} {direction:?}: nodes {count} p50 {:?} p99 {:?}",
-                times[100], times[197]
-            );
-        }
-    }
-
     proptest! {
         #[test]
         fn every_ci_is_reported_once_with_a_path_of_existing_edges_from_a_start(
