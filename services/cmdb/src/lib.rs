@@ -55,8 +55,15 @@ pub async fn rebuild_graphs(
 ) -> anyhow::Result<HashMap<String, ImpactGraph>> {
     let rows = store.graph_rows().await?;
     let mut nodes: HashMap<String, Vec<ImpactNode>> = HashMap::new();
+    let mut catalogs: HashMap<String, domain::ClassCatalog> = HashMap::new();
     for (tenant, id, class, status, name) in rows.nodes {
-        let business_service = class == domain::class::BUSINESS_SERVICE;
+        if !catalogs.contains_key(&tenant) {
+            catalogs.insert(tenant.clone(), api::tenant_catalog(store, &tenant).await?);
+        }
+        // Tenant classes may derive from business_service: the tenant's catalog decides.
+        let business_service = catalogs
+            .get(&tenant)
+            .is_some_and(|c| c.is_subclass_of(&class, domain::class::BUSINESS_SERVICE));
         nodes.entry(tenant).or_default().push(ImpactNode {
             id,
             class,

@@ -25,6 +25,8 @@ pub enum CmdbError {
     Precondition(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -65,6 +67,7 @@ impl Classify for CmdbError {
             },
             CmdbError::Precondition(message) => ApiError::FailedPrecondition(message.clone()),
             CmdbError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
+            CmdbError::IdempotencyConflict(message) => ApiError::AlreadyExists(message.clone()),
             CmdbError::Store(StoreError::Db(error)) => classify_db_error(error),
             CmdbError::Store(StoreError::Corrupt(_)) => ApiError::Internal,
         }

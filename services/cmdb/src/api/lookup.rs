@@ -11,20 +11,48 @@ use crate::{
     store::CmdbStore,
 };
 
-pub struct StoreLookup<'a> {
+pub struct StoreLookup<'a, C> {
     store: Arc<CmdbStore>,
+    /// The pool for a preview, the commit's own transaction for a commit: a commit plans inside
+    /// the transaction that applies the plan, so nothing can change in between.
+    conn: &'a C,
     catalog: &'a ClassCatalog,
     tenant: &'a str,
     runtime: tokio::runtime::Handle,
+    /// The first store error: a failed lookup must fail the plan, never read as "no such CI"
+    /// (which would plan a duplicate create).
+    failed: std::cell::RefCell<Option<crate::store::StoreError>>,
 }
 
-impl<'a> StoreLookup<'a> {
-    pub fn new(store: Arc<CmdbStore>, catalog: &'a ClassCatalog, tenant: &'a str) -> Self {
+impl<'a, C: sea_orm::ConnectionTrait> StoreLookup<'a, C> {
+    pub fn new(
+        store: Arc<CmdbStore>,
+        conn: &'a C,
+        catalog: &'a ClassCatalog,
+        tenant: &'a str,
+    ) -> Self {
         Self {
             store,
+            conn,
             catalog,
             tenant,
             runtime: tokio::runtime::Handle::current(),
+            failed: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// The first error a lookup hit, if any.
+    pub fn take_error(&self) -> Option<crate::store::StoreError> {
+        self.failed.borrow_mut().take()
+    }
+
+    fn remember<T: Default>(&self, result: Result<T, crate::store::StoreError>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(error) => {
+                self.failed.borrow_mut().get_or_insert(error);
+                T::default()
+            }
         }
     }
 
@@ -33,7 +61,7 @@ impl<'a> StoreLookup<'a> {
     }
 }
 
-impl ExistingCis for StoreLookup<'_> {
+impl<C: sea_orm::ConnectionTrait> ExistingCis for StoreLookup<'_, C> {
     fn find_by_key(&self, key: &IdentKey) -> Vec<Ci> {
         let values: Vec<(String, String)> = key
             .parts
@@ -46,7 +74,7 @@ impl ExistingCis for StoreLookup<'_> {
                 KeyPart::Attribute { name, value } => (name.clone(), value.to_string()),
             })
             .collect();
-        let conn = self.store.db().connection();
+        let conn = self.conn;
         let result = self.block(async {
             let ids = self
                 .store
@@ -77,17 +105,12 @@ impl ExistingCis for StoreLookup<'_> {
             }
             Ok::<_, crate::store::StoreError>(found)
         });
-        result.unwrap_or_else(|error| {
-            tracing::error!(error = %error, "identification lookup failed");
-            Vec::new()
-        })
+        self.remember(result)
     }
 
     fn get(&self, id: Uuid) -> Option<Ci> {
-        let conn = self.store.db().connection();
-        self.block(self.store.find(conn, self.catalog, self.tenant, id))
-            .ok()
-            .flatten()
+        let conn = self.conn;
+        self.remember(self.block(self.store.find(conn, self.catalog, self.tenant, id)))
     }
 
     fn relationship_exists(
@@ -96,22 +119,24 @@ impl ExistingCis for StoreLookup<'_> {
         relationship: RelationshipType,
         target: Uuid,
     ) -> bool {
-        let conn = self.store.db().connection();
-        self.block(
-            self.store
-                .find_relationship(conn, self.tenant, source, relationship, target),
-        )
-        .ok()
-        .flatten()
+        let conn = self.conn;
+        self.remember(self.block(self.store.find_relationship(
+            conn,
+            self.tenant,
+            source,
+            relationship,
+            target,
+        )))
         .is_some()
     }
 
     fn outgoing_count(&self, source: Uuid, relationship: RelationshipType) -> usize {
-        let conn = self.store.db().connection();
-        self.block(
-            self.store
-                .outgoing_count(conn, self.tenant, source, relationship),
+        let conn = self.conn;
+        self.remember(
+            self.block(
+                self.store
+                    .outgoing_count(conn, self.tenant, source, relationship),
+            ),
         )
-        .unwrap_or(0)
     }
 }

@@ -148,21 +148,7 @@ impl CmdbApi {
         {
             return Ok(catalog);
         }
-        let definitions = self
-            .store
-            .tenant_classes(self.store.db().connection(), tenant)
-            .await?;
-        let mut classes = Vec::new();
-        for encoded in definitions {
-            let bytes = B64
-                .decode(encoded)
-                .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-            let class = pb::CiClass::decode(bytes.as_slice())
-                .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-            let mut ignored = Violations::new();
-            classes.push(convert::class_from_pb(&class, &mut ignored));
-        }
-        let catalog = Arc::new(ClassCatalog::with_tenant_classes(classes)?);
+        let catalog = Arc::new(tenant_catalog(&self.store, tenant).await?);
         if let Ok(mut cache) = self.catalogs.write() {
             cache.insert(tenant.to_owned(), catalog.clone());
         }
@@ -369,8 +355,28 @@ impl CmdbApi {
                     None
                 }
             };
+        if !request.idempotency_key.is_empty() {
+            d::validate::opaque(
+                "idempotency_key",
+                &request.idempotency_key,
+                128,
+                &mut violations,
+            );
+        }
         violations.into_result()?;
         let validated = validated.ok_or(CmdbError::NotFound("class"))?;
+        let fingerprint = (!request.idempotency_key.is_empty()).then(|| {
+            let mut body = request.clone();
+            body.idempotency_key.clear();
+            format!("{:016x}", ids::stable_hash(&body.encode_to_vec()))
+        });
+        if let Some(fingerprint) = &fingerprint
+            && let Some(existing) = self
+                .replay_create(caller, &catalog, &request.idempotency_key, fingerprint)
+                .await?
+        {
+            return Ok(existing);
+        }
         let now = self.now();
         let provenance = Provenance {
             source: API_SOURCE.to_owned(),
@@ -391,6 +397,33 @@ impl CmdbApi {
         };
         let ci = new.into_ci(ids::new_uuid(), caller.tenant.clone(), &provenance);
         let txn = self.store.begin().await?;
+        if let Some(fingerprint) = &fingerprint {
+            let saved = self
+                .store
+                .save_idempotency_key(
+                    &txn,
+                    entities::idempotency::Model {
+                        tenant_id: caller.tenant.clone(),
+                        subject: caller.subject.clone(),
+                        key: request.idempotency_key.clone(),
+                        request_hash: fingerprint.clone(),
+                        ci_id: ci.id,
+                        created_at: ci.created_at,
+                    },
+                )
+                .await;
+            if let Err(crate::store::StoreError::Db(error)) = &saved
+                && desk_kit::db::is_unique_violation(error)
+            {
+                // A concurrent retry with the same key won: answer with its CI, write nothing.
+                drop(txn);
+                return self
+                    .replay_create(caller, &catalog, &request.idempotency_key, fingerprint)
+                    .await?
+                    .ok_or(CmdbError::NotFound("CI"));
+            }
+            saved?;
+        }
         self.store.insert(&txn, &ci, &caller.subject).await?;
         self.record(
             &txn,
@@ -416,6 +449,33 @@ impl CmdbApi {
         Ok(ci)
     }
 
+    /// The CI an earlier create with this key made, if the body matches; a conflict if it does not.
+    async fn replay_create(
+        &self,
+        caller: &Caller,
+        catalog: &ClassCatalog,
+        key: &str,
+        fingerprint: &str,
+    ) -> CmdbResult<Option<Ci>> {
+        let conn = self.store.db().connection();
+        let Some(saved) = self
+            .store
+            .idempotency_key(conn, &caller.tenant, &caller.subject, key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if saved.request_hash != fingerprint {
+            return Err(CmdbError::IdempotencyConflict(format!(
+                "idempotency key {key:?} was already used for another request; use a new key for a new CI"
+            )));
+        }
+        Ok(self
+            .store
+            .find(conn, catalog, &caller.tenant, saved.ci_id)
+            .await?)
+    }
+
     pub async fn get_ci(&self, caller: &Caller, id: &str) -> CmdbResult<Ci> {
         Self::require_read(caller)?;
         let catalog = self.catalog(&caller.tenant).await?;
@@ -438,6 +498,16 @@ impl CmdbApi {
         }
         if let Some(name) = &request.name {
             d::validate::single_line("name", name, d::validate::NAME_MAX, &mut violations);
+        }
+        for (field, value) in [
+            ("owner_group_id", &request.owner_group_id),
+            ("location", &request.location),
+        ] {
+            if let Some(value) = value
+                && !value.trim().is_empty()
+            {
+                d::validate::single_line(field, value, d::validate::NAME_MAX, &mut violations);
+            }
         }
         let patch_status =
             optional_enum("status", request.status, convert::status, &mut violations);
@@ -578,6 +648,8 @@ impl CmdbApi {
             set_at: self.now(),
         };
         let expected = ci.version;
+        // Retiring twice is refused, not recorded twice.
+        ci.status.check_transition(CiStatus::Retired)?;
         let changes = ci
             .apply_patch(
                 &CiPatch {
@@ -811,12 +883,22 @@ impl CmdbApi {
         let (Some(source_ci), Some(target_ci)) = (source_ci, target_ci) else {
             return Err(CmdbError::NotFound("CI"));
         };
-        if self
+        // Checks and insert must not interleave with another add from the same source (cardinality,
+        // duplicates): on PostgreSQL a transaction-scoped lock per source CI serializes them;
+        // SQLite's single writer already does.
+        self.store.lock_source(&txn, &caller.tenant, source).await?;
+        let exists = self
             .store
             .find_relationship(&*txn, &caller.tenant, source, rel_type, target)
             .await?
             .is_some()
-        {
+            || (rel_type.is_symmetric()
+                && self
+                    .store
+                    .find_relationship(&*txn, &caller.tenant, target, rel_type, source)
+                    .await?
+                    .is_some());
+        if exists {
             return Err(CmdbError::Precondition(
                 "this relationship already exists".into(),
             ));
@@ -1129,8 +1211,9 @@ impl CmdbApi {
     }
 
     /// Plans a batch against the current CMDB; the same input against the same CMDB gives the same plan.
-    async fn plan(
+    async fn plan<C: sea_orm::ConnectionTrait>(
         &self,
+        conn: &C,
         caller: &Caller,
         catalog: &ClassCatalog,
         request: &pb::StageImportRequest,
@@ -1146,19 +1229,38 @@ impl CmdbApi {
         } else {
             InvalidItems::Reject
         };
-        let lookup = lookup::StoreLookup::new(self.store.clone(), catalog, &caller.tenant);
+        let lookup = lookup::StoreLookup::new(self.store.clone(), conn, catalog, &caller.tenant);
         let plan = tokio::task::block_in_place(|| {
             d::reconcile(catalog, &self.precedence, &batch, &lookup, invalid)
         })?;
+        if let Some(error) = lookup.take_error() {
+            return Err(error.into());
+        }
         Ok((batch, plan))
     }
 
     fn plan_to_pb(
         &self,
+        batch: &ImportBatch,
         plan: &d::ReconciliationPlan,
         created: &HashMap<String, Uuid>,
     ) -> (Vec<pb::PlannedItem>, Vec<pb::PlannedRelationship>) {
         let id = |uuid: Uuid| ids::format_id(&self.region, uuid);
+        let wire_ref = |reference: &ImportRef| match reference {
+            ImportRef::Local(local_id) => local_id.clone(),
+            ImportRef::Existing(uuid) => id(*uuid),
+        };
+        // Skipped items and relationships, one entry each with every reason it was left out for.
+        let mut skipped_items: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        let mut skipped_relationships: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for violation in plan.skipped.iter() {
+            let reason = format!("{}: {}", violation.field, violation.description);
+            if let Some(index) = indexed(&violation.field, "items[") {
+                skipped_items.entry(index).or_default().push(reason);
+            } else if let Some(index) = indexed(&violation.field, "relationships[") {
+                skipped_relationships.entry(index).or_default().push(reason);
+            }
+        }
         let items = plan
             .items
             .iter()
@@ -1212,10 +1314,17 @@ impl CmdbApi {
                 }
                 out
             })
-            .chain(plan.skipped.iter().map(|v| pb::PlannedItem {
-                action: pb::PlannedAction::Skipped as i32,
-                reason: format!("{}: {}", v.field, v.description),
-                ..Default::default()
+            .chain(skipped_items.iter().map(|(index, reasons)| {
+                pb::PlannedItem {
+                    local_id: batch
+                        .items
+                        .get(*index)
+                        .map(|i| i.local_id.clone())
+                        .unwrap_or_default(),
+                    action: pb::PlannedAction::Skipped as i32,
+                    reason: reasons.join("; "),
+                    ..Default::default()
+                }
             }))
             .collect();
         let end = |end: &PlannedEnd| match end {
@@ -1246,6 +1355,18 @@ impl CmdbApi {
                     reason,
                 }
             })
+            .chain(skipped_relationships.iter().map(|(index, reasons)| {
+                let original = batch.relationships.get(*index);
+                pb::PlannedRelationship {
+                    source: original.map(|r| wire_ref(&r.source)).unwrap_or_default(),
+                    r#type: original.map_or(0, |r| {
+                        convert::relationship_type_to_pb(r.relationship) as i32
+                    }),
+                    target: original.map(|r| wire_ref(&r.target)).unwrap_or_default(),
+                    action: pb::PlannedAction::Skipped as i32,
+                    reason: reasons.join("; "),
+                }
+            }))
             .collect();
         (items, relationships)
     }
@@ -1287,8 +1408,10 @@ impl CmdbApi {
     ) -> CmdbResult<pb::ImportBatch> {
         Self::require_write(caller)?;
         let catalog = self.catalog(&caller.tenant).await?;
-        let (_, plan) = self.plan(caller, &catalog, &request).await?;
-        let (items, relationships) = self.plan_to_pb(&plan, &HashMap::new());
+        let (batch, plan) = self
+            .plan(self.store.db().connection(), caller, &catalog, &request)
+            .await?;
+        let (items, relationships) = self.plan_to_pb(&batch, &plan, &HashMap::new());
         let preview = pb::ImportBatch {
             items,
             relationships,
@@ -1383,15 +1506,18 @@ impl CmdbApi {
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
         let request = pb::StageImportRequest::decode(request_bytes.as_slice())
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-        let (batch, plan) = self.plan(caller, &catalog, &request).await?;
+        // Plan again inside the transaction that applies the plan, with the tenant's import
+        // commits serialized: two batches describing the same new CI cannot both create it.
+        let txn = self.store.begin().await?;
+        self.store.lock_imports(&txn, &caller.tenant).await?;
+        let (batch, plan) = self.plan(&*txn, caller, &catalog, &request).await?;
         let staged = Self::decode_plan(&row)?;
-        let (items, relationships) = self.plan_to_pb(&plan, &HashMap::new());
+        let (items, relationships) = self.plan_to_pb(&batch, &plan, &HashMap::new());
         if items != staged.items || relationships != staged.relationships {
             return Err(CmdbError::Precondition("the CMDB changed since this import was staged; stage it again to preview the new plan".into()));
         }
 
         let now = self.now();
-        let txn = self.store.begin().await?;
         let mut created: HashMap<String, Uuid> = HashMap::new();
         let mut touched: Vec<Ci> = Vec::new();
         for item in &plan.items {
@@ -1515,7 +1641,7 @@ impl CmdbApi {
                 target,
             });
         }
-        let (items, relationships) = self.plan_to_pb(&plan, &created);
+        let (items, relationships) = self.plan_to_pb(&batch, &plan, &created);
         let committed = pb::ImportBatch {
             items,
             relationships,
@@ -1613,6 +1739,28 @@ impl CmdbApi {
             next_page_token,
         })
     }
+}
+
+/// The built-in classes plus the tenant's own, read from the store.
+pub async fn tenant_catalog(store: &CmdbStore, tenant: &str) -> CmdbResult<ClassCatalog> {
+    let corrupt = |e: String| crate::store::StoreError::Corrupt(e);
+    let mut classes = Vec::new();
+    for encoded in store
+        .tenant_classes(store.db().connection(), tenant)
+        .await?
+    {
+        let bytes = B64.decode(encoded).map_err(|e| corrupt(e.to_string()))?;
+        let class = pb::CiClass::decode(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+        // Stored classes were validated when they were created.
+        let mut ignored = Violations::new();
+        classes.push(convert::class_from_pb(&class, &mut ignored));
+    }
+    Ok(ClassCatalog::with_tenant_classes(classes)?)
+}
+
+/// `items[3].attributes.os` with prefix `items[` → `Some(3)`.
+fn indexed(field: &str, prefix: &str) -> Option<usize> {
+    field.strip_prefix(prefix)?.split(']').next()?.parse().ok()
 }
 
 fn non_empty(value: &str) -> Option<String> {

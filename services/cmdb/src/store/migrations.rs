@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             desk_kit::events::migrations::outbox_migration(crate::SERVICE),
             desk_kit::events::migrations::inbox_migration(crate::SERVICE),
             Box::new(CreateCmdb),
+            Box::new(CreateIdempotencyKeys),
         ]
     }
 
@@ -180,6 +181,35 @@ impl MigrationTrait for CreateCmdb {
                 "cmdb_imports",
                 &["tenant_id", "id"],
             ))
+            .await
+    }
+}
+
+struct CreateIdempotencyKeys;
+
+impl MigrationName for CreateIdempotencyKeys {
+    fn name(&self) -> &str {
+        "m20261125_000011_create_cmdb_idempotency_keys"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateIdempotencyKeys {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("cmdb_idempotency_keys"))
+                    .if_not_exists()
+                    .col(text("tenant_id"))
+                    .col(text("subject"))
+                    .col(text("key"))
+                    .col(text("request_hash"))
+                    .col(uuid("ci_id"))
+                    .col(time("created_at"))
+                    .primary_key(&mut primary_key(&["tenant_id", "subject", "key"]))
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -406,6 +406,31 @@ impl CmdbStore {
             .collect()
     }
 
+    /// Serializes relationship changes from one source CI until `txn` ends (PostgreSQL; SQLite has
+    /// one writer at a time anyway).
+    pub async fn lock_source(&self, txn: &WriteTxn, tenant: &str, source: Uuid) -> StoreResult<()> {
+        self.advisory_lock(txn, &format!("cmdb-relationships/{tenant}/{source}"))
+            .await
+    }
+
+    /// Serializes import commits of a tenant until `txn` ends (PostgreSQL; SQLite has one writer).
+    pub async fn lock_imports(&self, txn: &WriteTxn, tenant: &str) -> StoreResult<()> {
+        self.advisory_lock(txn, &format!("cmdb-imports/{tenant}"))
+            .await
+    }
+
+    async fn advisory_lock(&self, txn: &WriteTxn, name: &str) -> StoreResult<()> {
+        if self.db().is_postgres() {
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [(desk_kit::ids::stable_hash(name.as_bytes()) as i64).into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The active relationship `(source, type, target)`, if any.
     pub async fn find_relationship<C: ConnectionTrait>(
         &self,
@@ -557,6 +582,35 @@ impl CmdbStore {
                 })
             })
             .collect()
+    }
+
+    // ---- idempotency ----
+
+    pub async fn idempotency_key<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        subject: &str,
+        key: &str,
+    ) -> StoreResult<Option<entities::idempotency::Model>> {
+        Ok(entities::idempotency::Entity::find_by_id((
+            tenant.to_owned(),
+            subject.to_owned(),
+            key.to_owned(),
+        ))
+        .one(conn)
+        .await?)
+    }
+
+    pub async fn save_idempotency_key(
+        &self,
+        txn: &WriteTxn,
+        row: entities::idempotency::Model,
+    ) -> StoreResult<()> {
+        entities::idempotency::Entity::insert(entities::idempotency::ActiveModel::from(row))
+            .exec_without_returning(&**txn)
+            .await?;
+        Ok(())
     }
 
     // ---- imports ----
