@@ -60,6 +60,7 @@ on_both_backends!(
     changes_are_published_as_cloudevents_on_the_cmdb_stream,
     the_impact_index_is_rebuilt_from_the_database_at_start,
     list_cis_filters_by_class_with_subclasses_attributes_text_and_pages,
+    a_tenant_decides_which_discovery_source_wins_each_attribute,
 );
 
 // ---- helpers of this file ----
@@ -2767,5 +2768,141 @@ async fn list_cis_filters_by_class_with_subclasses_attributes_text_and_pages(
         violated_fields(&status)?,
         vec!["attribute_filters[0].equals".to_owned()]
     );
+    Ok(())
+}
+
+// ---- source precedence ----
+
+/// Stages and commits a one-server batch from `source`; returns the committed batch.
+async fn import_server(
+    desk: &TestDesk,
+    token: &str,
+    source: &str,
+    os: &str,
+    fqdn: &str,
+) -> anyhow::Result<pb::ImportBatch> {
+    let staged = desk
+        .stage(
+            token,
+            pb::StageImportRequest {
+                source: source.into(),
+                items: vec![item(
+                    "srv",
+                    "server",
+                    "db-host",
+                    [
+                        ("serial_number", text("SN-P1")),
+                        ("os", text(os)),
+                        ("fqdn", text(fqdn)),
+                    ],
+                )],
+                relationships: vec![],
+                skip_invalid: false,
+            },
+        )
+        .await?;
+    Ok(desk.commit(token, &staged.id).await?)
+}
+
+async fn a_tenant_decides_which_discovery_source_wins_each_attribute(
+    desk: TestDesk,
+) -> anyhow::Result<()> {
+    let admin = desk.admin();
+    let robot = desk.integrator();
+    // given: SCCM outranks AWS Config for `os`; for everything else AWS Config outranks SCCM
+    let precedence = pb::SourcePrecedence {
+        default_order: Some(pb::SourceOrder {
+            sources: vec!["aws-config".into(), "sccm".into()],
+        }),
+        by_field: [(
+            "server.os".to_owned(),
+            pb::SourceOrder {
+                sources: vec!["sccm".into(), "aws-config".into()],
+            },
+        )]
+        .into(),
+    };
+    // a discovery source may not rank itself
+    expect_code(
+        desk.api()
+            .set_source_precedence(with_token(
+                pb::SetSourcePrecedenceRequest {
+                    precedence: Some(precedence.clone()),
+                },
+                &robot,
+            ))
+            .await,
+        Code::PermissionDenied,
+    )?;
+    let bad = pb::SourcePrecedence {
+        default_order: Some(pb::SourceOrder {
+            sources: vec!["sccm".into(), "sccm".into()],
+        }),
+        ..Default::default()
+    };
+    expect_code(
+        desk.api()
+            .set_source_precedence(with_token(
+                pb::SetSourcePrecedenceRequest {
+                    precedence: Some(bad),
+                },
+                &admin,
+            ))
+            .await,
+        Code::InvalidArgument,
+    )?;
+    desk.api()
+        .set_source_precedence(with_token(
+            pb::SetSourcePrecedenceRequest {
+                precedence: Some(precedence.clone()),
+            },
+            &admin,
+        ))
+        .await?;
+    let read = desk
+        .api()
+        .get_source_precedence(with_token(pb::GetSourcePrecedenceRequest {}, &desk.agent()))
+        .await?
+        .into_inner();
+    assert_eq!(read.precedence, Some(precedence));
+
+    // when SCCM reports the server first, then AWS Config reports other values
+    let first = import_server(&desk, &robot, "sccm", "linux", "a.sccm.example").await?;
+    let server_id = first.items[0].ci_id.clone();
+    let second = import_server(&desk, &robot, "aws-config", "windows", "a.aws.example").await?;
+
+    // then AWS Config wins the fqdn but not the os, and the plan said so
+    assert_eq!(
+        second.items[0].action,
+        pb::PlannedAction::Update as i32,
+        "{second:?}"
+    );
+    assert_eq!(
+        second.items[0].skipped_by_precedence,
+        vec!["attributes.os".to_owned()],
+        "{second:?}"
+    );
+    let server = desk.get_ci(&admin, &server_id).await?;
+    assert_eq!(server.attributes.get("os"), Some(&text("linux")));
+    assert_eq!(server.attributes.get("fqdn"), Some(&text("a.aws.example")));
+    assert_eq!(
+        server.provenance.get("os").map(|p| p.source.as_str()),
+        Some("sccm")
+    );
+    assert_eq!(
+        server.provenance.get("fqdn").map(|p| p.source.as_str()),
+        Some("aws-config")
+    );
+
+    // and SCCM can no longer take the fqdn back, but still owns the os
+    let third = import_server(&desk, &robot, "sccm", "other", "a.sccm.example").await?;
+    assert_eq!(
+        third.items[0].skipped_by_precedence,
+        vec!["attributes.fqdn".to_owned()],
+        "{third:?}"
+    );
+    let server = desk.get_ci(&admin, &server_id).await?;
+    assert_eq!(server.attributes.get("os"), Some(&text("other")));
+    assert_eq!(server.attributes.get("fqdn"), Some(&text("a.aws.example")));
     Ok(())
 }

@@ -63,7 +63,7 @@ pub struct CmdbApi {
     clock: SharedClock,
     graphs: Graphs,
     catalogs: Arc<RwLock<HashMap<String, Arc<ClassCatalog>>>>,
-    precedence: Arc<SourcePrecedence>,
+    precedences: Arc<RwLock<HashMap<String, Arc<SourcePrecedence>>>>,
 }
 
 /// The caller, as the CMDB sees them.
@@ -110,7 +110,7 @@ impl CmdbApi {
             clock,
             graphs,
             catalogs: Arc::default(),
-            precedence: Arc::new(SourcePrecedence::default()),
+            precedences: Arc::default(),
         }
     }
 
@@ -251,6 +251,112 @@ impl CmdbApi {
             )
             .await?;
         Ok(())
+    }
+
+    // ---- source precedence ----
+
+    /// The tenant's source precedence (cached; this process's writes refresh it).
+    pub async fn precedence(&self, tenant: &str) -> CmdbResult<Arc<SourcePrecedence>> {
+        if let Some(found) = self
+            .precedences
+            .read()
+            .ok()
+            .and_then(|c| c.get(tenant).cloned())
+        {
+            return Ok(found);
+        }
+        let stored = self
+            .store
+            .source_precedence(self.store.db().connection(), tenant)
+            .await?;
+        let wire = match stored {
+            None => pb::SourcePrecedence::default(),
+            Some(encoded) => {
+                let bytes = B64
+                    .decode(encoded)
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                pb::SourcePrecedence::decode(bytes.as_slice())
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?
+            }
+        };
+        let precedence = Arc::new(precedence_from_pb(&wire));
+        if let Ok(mut cache) = self.precedences.write() {
+            cache.insert(tenant.to_owned(), precedence.clone());
+        }
+        Ok(precedence)
+    }
+
+    pub async fn get_source_precedence(&self, caller: &Caller) -> CmdbResult<pb::SourcePrecedence> {
+        Self::require_read(caller)?;
+        Ok(precedence_to_pb(&*self.precedence(&caller.tenant).await?))
+    }
+
+    pub async fn set_source_precedence(
+        &self,
+        caller: &Caller,
+        request: pb::SetSourcePrecedenceRequest,
+    ) -> CmdbResult<pb::SourcePrecedence> {
+        // Discovery sources (integrators) must not rank themselves: owners of the CMDB decide.
+        if !caller
+            .roles
+            .iter()
+            .any(|r| r == "admin" || r == "configuration_manager")
+        {
+            return Err(CmdbError::Forbidden(
+                "only admins and configuration managers set source precedence",
+            ));
+        }
+        let wire = request.precedence.unwrap_or_default();
+        let mut violations = Violations::new();
+        let mut check_order = |field: &str, order: &pb::SourceOrder| {
+            for (index, source) in order.sources.iter().enumerate() {
+                d::validate::opaque(
+                    &format!("{field}.sources[{index}]"),
+                    source,
+                    d::validate::SOURCE_MAX,
+                    &mut violations,
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if order.sources.iter().any(|source| !seen.insert(source)) {
+                violations.push(format!("{field}.sources"), "a source is listed twice");
+            }
+        };
+        if let Some(order) = &wire.default_order {
+            check_order("precedence.default_order", order);
+        }
+        for (key, order) in &wire.by_field {
+            check_order(&format!("precedence.by_field[{key}]"), order);
+        }
+        if wire.by_field.len() > 500 {
+            violations.push("precedence.by_field", "at most 500 fields");
+        }
+        for key in wire.by_field.keys() {
+            if key.is_empty()
+                || key.split('.').count() > 2
+                || !key.split('.').all(d::validate::is_identifier)
+            {
+                violations.push(
+                    format!("precedence.by_field[{key}]"),
+                    "a field (`os`) or a class and a field (`server.os`), snake_case",
+                );
+            }
+        }
+        violations.into_result()?;
+        let txn = self.store.begin().await?;
+        self.store
+            .save_source_precedence(
+                &txn,
+                &caller.tenant,
+                B64.encode(wire.encode_to_vec()),
+                self.now(),
+            )
+            .await?;
+        self.store.commit(txn).await?;
+        if let Ok(mut cache) = self.precedences.write() {
+            cache.insert(caller.tenant.clone(), Arc::new(precedence_from_pb(&wire)));
+        }
+        Ok(wire)
     }
 
     // ---- classes ----
@@ -1229,9 +1335,10 @@ impl CmdbApi {
         } else {
             InvalidItems::Reject
         };
+        let precedence = self.precedence(&caller.tenant).await?;
         let lookup = lookup::StoreLookup::new(self.store.clone(), conn, catalog, &caller.tenant);
         let plan = tokio::task::block_in_place(|| {
-            d::reconcile(catalog, &self.precedence, &batch, &lookup, invalid)
+            d::reconcile(catalog, &precedence, &batch, &lookup, invalid)
         })?;
         if let Some(error) = lookup.take_error() {
             return Err(error.into());
@@ -1741,6 +1848,41 @@ impl CmdbApi {
     }
 }
 
+fn precedence_from_pb(wire: &pb::SourcePrecedence) -> SourcePrecedence {
+    SourcePrecedence {
+        default_order: wire
+            .default_order
+            .as_ref()
+            .map(|o| o.sources.clone())
+            .unwrap_or_default(),
+        by_field: wire
+            .by_field
+            .iter()
+            .map(|(field, order)| (field.clone(), order.sources.clone()))
+            .collect(),
+    }
+}
+
+fn precedence_to_pb(precedence: &SourcePrecedence) -> pb::SourcePrecedence {
+    pb::SourcePrecedence {
+        default_order: Some(pb::SourceOrder {
+            sources: precedence.default_order.clone(),
+        }),
+        by_field: precedence
+            .by_field
+            .iter()
+            .map(|(field, sources)| {
+                (
+                    field.clone(),
+                    pb::SourceOrder {
+                        sources: sources.clone(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 /// The built-in classes plus the tenant's own, read from the store.
 pub async fn tenant_catalog(store: &CmdbStore, tenant: &str) -> CmdbResult<ClassCatalog> {
     let corrupt = |e: String| crate::store::StoreError::Corrupt(e);
@@ -1970,6 +2112,32 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
             CmdbApi::discard_import(self, &caller, &request.get_ref().id)
                 .await
                 .map(|batch| pb::DiscardImportResponse { batch: Some(batch) }),
+        )
+    }
+    async fn get_source_precedence(
+        &self,
+        request: Request<pb::GetSourcePrecedenceRequest>,
+    ) -> Result<Response<pb::GetSourcePrecedenceResponse>, Status> {
+        let caller = caller_of(&request)?;
+        reply(
+            CmdbApi::get_source_precedence(self, &caller)
+                .await
+                .map(|p| pb::GetSourcePrecedenceResponse {
+                    precedence: Some(p),
+                }),
+        )
+    }
+    async fn set_source_precedence(
+        &self,
+        request: Request<pb::SetSourcePrecedenceRequest>,
+    ) -> Result<Response<pb::SetSourcePrecedenceResponse>, Status> {
+        let caller = caller_of(&request)?;
+        reply(
+            CmdbApi::set_source_precedence(self, &caller, request.into_inner())
+                .await
+                .map(|p| pb::SetSourcePrecedenceResponse {
+                    precedence: Some(p),
+                }),
         )
     }
     async fn list_imports(

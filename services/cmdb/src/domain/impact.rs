@@ -507,7 +507,7 @@ impl ImpactGraph {
                 id: self.nodes[state as usize / phases].id,
                 depth,
                 via: if query.include_paths {
-                    self.path(state, phases, &parent, &meta)
+                    self.path(state, depth, phases, &parent, &meta)
                 } else {
                     Vec::new()
                 },
@@ -553,8 +553,15 @@ impl ImpactGraph {
 
     /// Follows parent pointers from `state` back to its start and returns the steps in walk
     /// order.
-    fn path(&self, state: u32, phases: usize, parent: &[u32], meta: &[u8]) -> Vec<PathStep> {
-        let mut steps = Vec::new();
+    fn path(
+        &self,
+        state: u32,
+        depth: u32,
+        phases: usize,
+        parent: &[u32],
+        meta: &[u8],
+    ) -> Vec<PathStep> {
+        let mut steps = Vec::with_capacity(depth as usize);
         let mut current = state as usize;
         while let Some(&previous) = parent.get(current) {
             if previous >= FENCED {
@@ -1100,70 +1107,6 @@ mod tests {
             Direction::Downstream,
             Direction::Both,
         ])
-    }
-
-    #[test]
-    #[ignore]
-    fn zz_timing() {
-        const NODES: usize = 100_000;
-        const EDGES: usize = 500_000;
-        let mut random = SplitMix(11);
-        let nodes = (0..NODES).map(|n| ImpactNode {
-            business_service: n % 100 == 0,
-            ..node(n as u128, "server")
-        });
-        let edges: Vec<ImpactEdge> = (0..EDGES)
-            .map(|_| {
-                let relationship = RelationshipType::ALL[random.below(RelationshipType::ALL.len())];
-                edge(
-                    random.below(NODES) as u128,
-                    relationship,
-                    random.below(NODES) as u128,
-                )
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        let graph = ImpactGraph::build(nodes, edges).expect("valid");
-        eprintln!("build {:?}", t.elapsed());
-        // baseline: sequential pass over all adjacency
-        let t = std::time::Instant::now();
-        let total: usize = graph
-            .adjacent
-            .iter()
-            .map(|l| l.iter().filter(|a| a.kind & 1 == 0).count())
-            .sum();
-        eprintln!("scan {:?} {total}", t.elapsed());
-        for (depth, paths, direction) in [
-            (u32::MAX, false, Direction::Upstream),
-            (u32::MAX, true, Direction::Upstream),
-            (u32::MAX, false, Direction::Both),
-            (u32::MAX, true, Direction::Both),
-            (3, true, Direction::Upstream),
-            (3, true, Direction::Both),
-        ] {
-            let mut times = Vec::new();
-            let mut count = 0;
-            for start in 0..200 {
-                let t = std::time::Instant::now();
-                let r = graph
-                    .impact(&ImpactQuery {
-                        start: vec![id(start * 37)],
-                        direction,
-                        max_depth: depth,
-                        max_nodes: u32::MAX,
-                        relationship_types: None,
-                        include_paths: paths,
-                    })
-                    .expect("ok");
-                times.push(t.elapsed());
-                count = r.nodes.len();
-            }
-            times.sort();
-            eprintln!(
-                "depth {depth} paths {paths} {direction:?}: nodes {count} p50 {:?} p99 {:?}",
-                times[100], times[197]
-            );
-        }
     }
 
     proptest! {

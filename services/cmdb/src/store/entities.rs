@@ -181,3 +181,23 @@ pub mod idempotency {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod settings {
+    use sea_orm::entity::prelude::*;
+
+    /// Per-tenant CMDB settings.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cmdb_settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        /// `desk.cmdb.v1.SourcePrecedence`, protobuf in base64.
+        pub source_precedence: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             desk_kit::events::migrations::inbox_migration(crate::SERVICE),
             Box::new(CreateCmdb),
             Box::new(CreateIdempotencyKeys),
+            Box::new(CreateSettings),
         ]
     }
 
@@ -208,6 +209,31 @@ impl MigrationTrait for CreateIdempotencyKeys {
                     .col(uuid("ci_id"))
                     .col(time("created_at"))
                     .primary_key(&mut primary_key(&["tenant_id", "subject", "key"]))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct CreateSettings;
+
+impl MigrationName for CreateSettings {
+    fn name(&self) -> &str {
+        "m20261125_000012_create_cmdb_settings"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSettings {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("cmdb_settings"))
+                    .if_not_exists()
+                    .col(text("tenant_id").primary_key())
+                    .col(text("source_precedence"))
+                    .col(time("updated_at"))
                     .to_owned(),
             )
             .await

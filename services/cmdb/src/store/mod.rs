@@ -584,6 +584,45 @@ impl CmdbStore {
             .collect()
     }
 
+    // ---- settings ----
+
+    pub async fn source_precedence<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(entities::settings::Entity::find_by_id(tenant.to_owned())
+            .one(conn)
+            .await?
+            .map(|row| row.source_precedence))
+    }
+
+    pub async fn save_source_precedence(
+        &self,
+        txn: &WriteTxn,
+        tenant: &str,
+        encoded: String,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let row = entities::settings::ActiveModel {
+            tenant_id: Set(tenant.to_owned()),
+            source_precedence: Set(encoded),
+            updated_at: Set(now),
+        };
+        entities::settings::Entity::insert(row)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(entities::settings::Column::TenantId)
+                    .update_columns([
+                        entities::settings::Column::SourcePrecedence,
+                        entities::settings::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&**txn)
+            .await?;
+        Ok(())
+    }
+
     // ---- idempotency ----
 
     pub async fn idempotency_key<C: ConnectionTrait>(
