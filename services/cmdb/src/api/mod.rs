@@ -217,6 +217,7 @@ impl CmdbApi {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         txn: &WriteTxn,
