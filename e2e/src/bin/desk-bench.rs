@@ -8,10 +8,12 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
+#[path = "desk_bench/cmdb.rs"]
+mod cmdb;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -39,6 +41,8 @@ struct Cli {
 enum Command {
     /// Ticket creates through gRPC, with the outbox relay and NATS delivery measured.
     Tickets(TicketArgs),
+    /// CMDB: import of a generated estate, impact analysis latency, impact index rebuild.
+    Cmdb(cmdb::CmdbArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -109,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Tickets(args) => tickets(args).await,
+        Command::Cmdb(args) => cmdb::run(args).await,
     }
 }
 
@@ -197,45 +202,88 @@ async fn tickets(args: TicketArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How to start `desk serve` for one target, kept so that a benchmark can stop the process and
+/// start it again on the same database and NATS server.
+pub(crate) struct DeskLaunch {
+    pub binary: PathBuf,
+    pub target: &'static str,
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub nats_url: String,
+    pub secret: String,
+    pub max_connections: u32,
+    pub rust_log: String,
+}
+
+impl DeskLaunch {
+    /// `desk serve --target <target>` from the same target folder, on a free local port.
+    pub fn new(
+        target: &'static str,
+        database_url: String,
+        nats_url: String,
+        max_connections: u32,
+        rust_log: &str,
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Ok(Self {
+            binary: sibling_binary("desk")?,
+            target,
+            addr: format!("127.0.0.1:{port}").parse()?,
+            database_url,
+            nats_url,
+            secret: format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            max_connections,
+            rust_log: rust_log.to_owned(),
+        })
+    }
+
+    /// Starts the process, its stdout (where the JSON log goes) and stderr going to `log`.
+    pub fn spawn(&self, log: &std::path::Path) -> anyhow::Result<tokio::process::Child> {
+        let log = std::fs::File::create(log)?;
+        tokio::process::Command::new(&self.binary)
+            .args([
+                "serve",
+                "--target",
+                self.target,
+                "--listen",
+                &self.addr.to_string(),
+            ])
+            .env("DESK_REGION", "bench")
+            .env("DESK_DATABASE__URL", &self.database_url)
+            .env(
+                "DESK_DATABASE__MAX_CONNECTIONS",
+                self.max_connections.to_string(),
+            )
+            .env("DESK_NATS__URL", &self.nats_url)
+            .env("DESK_AUTH__DEV_HS256_SECRET", &self.secret)
+            .env("RUST_LOG", &self.rust_log)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))
+    }
+}
+
 /// Starts nats-server, a PostgreSQL cluster with synchronous commit on, and `desk serve --target tickets`.
 async fn start_desk() -> anyhow::Result<(Target, Started)> {
     let nats = desk_testkit::NatsServer::start().await?;
     let cluster = desk_testkit::start_cluster(false).await?;
     let database_url = cluster.create_database("bench").await?;
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let desk_binary = sibling_binary("desk")?;
-    let log = std::fs::File::create(std::env::temp_dir().join("desk-bench-desk.log"))?;
-    let desk = tokio::process::Command::new(&desk_binary)
-        .args([
-            "serve",
-            "--target",
-            "tickets",
-            "--listen",
-            &addr.to_string(),
-        ])
-        .env("DESK_REGION", "bench")
-        .env("DESK_DATABASE__URL", &database_url)
-        .env("DESK_DATABASE__MAX_CONNECTIONS", "48")
-        .env("DESK_NATS__URL", nats.url())
-        .env("DESK_AUTH__DEV_HS256_SECRET", &secret)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", desk_binary.display()))?;
+    let launch = DeskLaunch::new("tickets", database_url, nats.url(), 48, "warn")?;
+    let addr = launch.addr;
+    let log_path = std::env::temp_dir().join("desk-bench-desk.log");
+    let desk = launch.spawn(&log_path)?;
     let target = Target {
         addr,
         nats_url: nats.url(),
-        secret,
+        secret: launch.secret.clone(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -251,7 +299,7 @@ async fn start_desk() -> anyhow::Result<(Target, Started)> {
         anyhow::ensure!(
             Instant::now() < deadline,
             "desk did not become healthy in 60 s; see {}",
-            std::env::temp_dir().join("desk-bench-desk.log").display()
+            log_path.display()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -290,11 +338,22 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn token(secret: &str) -> anyhow::Result<String> {
+    dev_token(secret, "bench-agent", "bench", &["agent"], 3600)
+}
+
+/// A development HS256 token for `subject` of `tenant` with `roles`.
+pub(crate) fn dev_token(
+    secret: &str,
+    subject: &str,
+    tenant: &str,
+    roles: &[&str],
+    ttl_seconds: i64,
+) -> anyhow::Result<String> {
     let mut auth = desk_kit::settings::Settings::defaults().auth;
     auth.dev_hs256_secret = Some(desk_kit::settings::Secret::new(secret.to_owned()));
     desk_kit::auth::mint_dev_token(
         secret,
-        &desk_kit::auth::dev_claims(&auth, "bench-agent", "bench", &["agent"], 3600),
+        &desk_kit::auth::dev_claims(&auth, subject, tenant, roles, ttl_seconds),
     )
 }
 
@@ -480,8 +539,14 @@ async fn pg_ceiling(cluster: &desk_testkit::PgCluster, clients: usize) -> anyhow
 }
 
 /// User + system CPU seconds of this process (the client's own cost), from /proc.
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+pub(crate) fn process_cpu_seconds() -> f64 {
+    pid_cpu_seconds("self", false)
+}
+
+/// User + system CPU seconds of a process (`self` or a pid), from /proc; with `children`, plus
+/// what its exited and waited-for children used (a postmaster reaps its backends).
+pub(crate) fn pid_cpu_seconds(pid: &str, children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
     let fields: Vec<&str> = stat
@@ -496,6 +561,9 @@ fn process_cpu_seconds() -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    // After the command name: utime is field 14 and stime 15 of the whole line, 11 and 12 here.
-    (ticks(11) + ticks(12)) / 100.0
+    // After the command name: utime is field 14 and stime 15 of the whole line, 11 and 12 here;
+    // cutime and cstime follow.
+    let own = ticks(11) + ticks(12);
+    let reaped = if children { ticks(13) + ticks(14) } else { 0.0 };
+    (own + reaped) / 100.0
 }

@@ -37,6 +37,9 @@ use domain::{
 
 pub const SERVICE: &str = "cmdb";
 pub const GRPC_SERVICE: &str = "desk.cmdb.v1.CmdbService";
+/// The smallest gRPC message limit of the CMDB, whatever `grpc.max_message_bytes` says: enough
+/// for a full import batch (`MAX_IMPORT_ITEMS` items) and its plan.
+pub const IMPORT_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Connects and migrates the CMDB's database.
 pub async fn open_database(settings: &desk_kit::settings::Settings) -> anyhow::Result<Db> {
@@ -127,7 +130,9 @@ pub async fn build(
         platform.clock.clone(),
         Arc::new(std::sync::RwLock::new(graphs)),
     );
-    let max = settings.grpc.max_message_bytes;
+    // An import batch of MAX_IMPORT_ITEMS items with their attributes, and the plan it answers,
+    // can be larger than an ordinary request: the CMDB accepts at least IMPORT_MESSAGE_BYTES.
+    let max = settings.grpc.max_message_bytes.max(IMPORT_MESSAGE_BYTES);
     let server = CmdbServiceServer::new(api)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);

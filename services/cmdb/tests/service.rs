@@ -54,6 +54,7 @@ on_both_backends!(
     identification_matches_across_sources_and_precedence_decides_per_attribute,
     a_staged_import_previews_exactly_what_commit_does_and_a_discard_changes_nothing,
     a_bad_batch_is_refused_whole_unless_invalid_items_may_be_skipped,
+    one_bad_item_in_ten_thousand_is_named_and_skipped_only_when_asked,
     concurrent_relationship_adds_keep_one_host_per_ci_and_no_duplicates,
     concurrent_commits_of_batches_describing_the_same_new_ci_create_it_once,
     readers_cannot_write_requesters_cannot_read_and_tenants_are_isolated,
@@ -1568,10 +1569,20 @@ async fn a_staged_import_previews_exactly_what_commit_does_and_a_discard_changes
         ids(desk.list_imports(&admin, ImportState::Unspecified).await?),
         vec![outdated.id.clone(), discarded.id.clone(), staged.id.clone()]
     );
+    // and a listed import is the summary of what CommitImport returned: its counts, not its items
     let listed = desk.list_imports(&admin, ImportState::Committed).await?;
     assert_eq!(
-        listed[0], committed,
+        listed[0],
+        pb::ImportBatch {
+            items: Vec::new(),
+            relationships: Vec::new(),
+            ..committed.clone()
+        },
         "a listed import differs from what CommitImport returned"
+    );
+    assert!(
+        committed.creates + committed.updates + committed.unchanged > 0,
+        "counts: {committed:?}"
     );
     Ok(())
 }
@@ -1761,6 +1772,75 @@ async fn a_bad_batch_is_refused_whole_unless_invalid_items_may_be_skipped(
          relationships (source, target, action) = {messy_relationships:?}",
         skipped[0],
         messy.skipped,
+    );
+    Ok(())
+}
+
+async fn one_bad_item_in_ten_thousand_is_named_and_skipped_only_when_asked(
+    desk: TestDesk,
+) -> anyhow::Result<()> {
+    // Given a discovery batch of 10,000 servers in which one has an os the class does not know
+    let admin = desk.admin();
+    let robot = desk.integrator();
+    const BAD: usize = 7_321;
+    let items: Vec<pb::ImportItem> = (0..10_000)
+        .map(|n| {
+            let os = if n == BAD { "solaris" } else { "linux" };
+            item(
+                &format!("srv{n}"),
+                "server",
+                &format!("srv-{n:05}"),
+                [
+                    ("serial_number", text(&format!("SN{n:08}"))),
+                    ("os", text(os)),
+                ],
+            )
+        })
+        .collect();
+    let batch = |skip_invalid| pb::StageImportRequest {
+        source: "discovery".into(),
+        items: items.clone(),
+        skip_invalid,
+        ..Default::default()
+    };
+
+    // when it is staged as it is, then it is refused with exactly that item named, and nothing is
+    // staged or created
+    let violated = expect_violations(
+        desk.stage(&robot, batch(false)).await,
+        &[&format!("items[{BAD}].attributes.os")],
+    )?;
+    assert_eq!(violated, vec![format!("items[{BAD}].attributes.os")]);
+    assert_eq!(desk.rows_in("cmdb_imports").await?, 0);
+    assert_eq!(desk.total(&admin).await?, 0);
+
+    // when the caller asks to skip invalid items, then the plan creates the other 9,999 and
+    // reports the bad one as skipped, by its local id
+    let staged = desk.stage(&robot, batch(true)).await?;
+    assert_eq!(
+        (staged.creates, staged.skipped, staged.conflicts),
+        (9_999, 1, 0)
+    );
+    let skipped: Vec<&str> = staged
+        .items
+        .iter()
+        .filter(|i| i.action == PlannedAction::Skipped as i32)
+        .map(|i| i.local_id.as_str())
+        .collect();
+    assert_eq!(skipped, vec![format!("srv{BAD}")]);
+
+    // and committing it creates exactly those, and the list of imports shows the counts
+    let committed = desk.commit(&robot, &staged.id).await?;
+    assert_eq!((committed.creates, committed.skipped), (9_999, 1));
+    assert_eq!(desk.total(&admin).await?, 9_999);
+    let listed = desk.list_imports(&admin, ImportState::Committed).await?;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|b| (b.creates, b.skipped, b.items.len()))
+            .collect::<Vec<_>>(),
+        vec![(9_999, 1, 0)],
+        "a listed import is its summary"
     );
     Ok(())
 }
@@ -2368,7 +2448,15 @@ async fn changes_are_published_as_cloudevents_on_the_cmdb_stream(
         Some(committed.id.clone())
     );
     let body: pb::ImportCommitted = import_event.decode()?;
-    assert_eq!(body.batch.as_ref(), Some(&committed));
+    assert_eq!(
+        body.batch.as_ref(),
+        Some(&pb::ImportBatch {
+            items: Vec::new(),
+            relationships: Vec::new(),
+            ..committed.clone()
+        }),
+        "the event carries the batch's summary"
+    );
     assert_eq!(body.actor.map(|a| a.subject), Some("sccm-robot".to_owned()));
 
     let body: pb::CiUpdated = events[6].decode()?;

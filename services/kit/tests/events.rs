@@ -28,7 +28,7 @@ use desk_kit::{
         envelope::{CloudEventAttributes, EventSource, IncomingEvent, OutgoingEvent},
         inbox::{ConsumerSpec, Disposition, EventHandler, HandlerError, InboxConsumer},
         migrations::{inbox_migration, outbox_migration},
-        outbox::{Outbox, OutboxRelay, RelayHandle, pending_count},
+        outbox::{MAX_EVENT_PAYLOAD_BYTES, Outbox, OutboxRelay, RelayHandle, pending_count},
         streams::{connect, ensure_stream},
     },
     settings::{NatsSettings, OutboxSettings},
@@ -600,6 +600,46 @@ async fn rolled_back_event_is_never_published(backend: Backend) -> anyhow::Resul
     assert_eq!(relay.publish_batch().await?.published, 0);
     assert_eq!(kit.stream_state().await?.messages, 0, "the stream is empty");
     assert_eq!(kit.count(OUTBOX).await?, 0, "the outbox is empty");
+    Ok(())
+}
+
+on_both_backends!(oversized_event_is_refused_when_staged =>
+    an_event_too_large_for_nats_is_refused_when_staged_and_the_events_after_it_still_flow_on_postgres,
+    an_event_too_large_for_nats_is_refused_when_staged_and_the_events_after_it_still_flow_on_sqlite);
+
+async fn oversized_event_is_refused_when_staged(backend: Backend) -> anyhow::Result<()> {
+    // Given a transaction that stages an event larger than nats-server's default max_payload,
+    let kit = Kit::start(backend).await?;
+    let relay = kit.relay(&RelayHandle::default());
+    let huge = vec![7_u8; MAX_EVENT_PAYLOAD_BYTES + 1];
+    let txn = kit.db.begin_write().await?;
+    let refused = kit
+        .outbox
+        .stage(&*txn, widget_created("w-huge", &huge), Utc::now())
+        .await;
+
+    // then staging fails, naming the event and its size, so the writer's transaction fails too
+    let error = match refused {
+        Ok(id) => bail!("an event of {} bytes was staged as {id}", huge.len()),
+        Err(error) => error.to_string(),
+    };
+    ensure!(
+        error.contains("widget.created") && error.contains(&huge.len().to_string()),
+        "the error names the event and its size: {error}"
+    );
+    drop(txn);
+
+    // and an event at the limit, staged next, is published: nothing stalls the relay
+    let at_limit = vec![8_u8; MAX_EVENT_PAYLOAD_BYTES];
+    let txn = kit.db.begin_write().await?;
+    kit.outbox
+        .stage(&*txn, widget_created("w-big", &at_limit), Utc::now())
+        .await?;
+    txn.commit().await?;
+    assert_eq!(relay.publish_batch().await?.published, 1);
+    let messages = read_with_consumer(&kit, WIDGET_CREATED).await?;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].payload.len(), MAX_EVENT_PAYLOAD_BYTES);
     Ok(())
 }
 

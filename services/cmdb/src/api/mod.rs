@@ -1488,6 +1488,12 @@ impl CmdbApi {
         let count = |action: pb::PlannedAction| {
             items.iter().filter(|i| i.action == action as i32).count() as i32
         };
+        let count_relationships = |action: pb::PlannedAction| {
+            relationships
+                .iter()
+                .filter(|r| r.action == action as i32)
+                .count() as i32
+        };
         pb::ImportBatch {
             id: ids::format_id(&self.region, row.id),
             source: row.source.clone(),
@@ -1501,6 +1507,10 @@ impl CmdbApi {
             unchanged: count(pb::PlannedAction::Unchanged),
             conflicts: count(pb::PlannedAction::Conflict),
             skipped: count(pb::PlannedAction::Skipped),
+            relationship_creates: count_relationships(pb::PlannedAction::Create),
+            relationship_unchanged: count_relationships(pb::PlannedAction::Unchanged),
+            relationship_conflicts: count_relationships(pb::PlannedAction::Conflict),
+            relationship_skipped: count_relationships(pb::PlannedAction::Skipped),
             items,
             relationships,
             created_by: row.created_by.clone(),
@@ -1778,7 +1788,7 @@ impl CmdbApi {
             .stage(
                 &txn,
                 Fact::ImportCommitted {
-                    batch: result.clone(),
+                    batch: summary(&result),
                 }
                 .into_event(
                     &caller.tenant,
@@ -1840,12 +1850,22 @@ impl CmdbApi {
         let mut batches = Vec::new();
         for row in &rows {
             let plan = Self::decode_plan(row)?;
-            batches.push(self.batch_pb(row, plan.items, plan.relationships));
+            batches.push(summary(&self.batch_pb(row, plan.items, plan.relationships)));
         }
         Ok(pb::ListImportsResponse {
             batches,
             next_page_token,
         })
+    }
+}
+
+/// A batch without its items and relationships: what a list page and the `import.committed`
+/// event carry, since a batch of thousands of items fits neither (the proto says so).
+fn summary(batch: &pb::ImportBatch) -> pb::ImportBatch {
+    pb::ImportBatch {
+        items: Vec::new(),
+        relationships: Vec::new(),
+        ..batch.clone()
     }
 }
 

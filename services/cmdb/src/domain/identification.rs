@@ -59,8 +59,8 @@ use super::relationship::{
 };
 use super::validate::{self, FieldViolation, ID_MAX, NAME_MAX, SOURCE_MAX, Violations};
 
-/// Most items in one import batch.
-pub const MAX_IMPORT_ITEMS: usize = 5_000;
+/// Most items in one import batch: a discovery run of ten thousand hosts is one batch.
+pub const MAX_IMPORT_ITEMS: usize = 10_000;
 /// Most relationships in one import batch.
 pub const MAX_IMPORT_RELATIONSHIPS: usize = 20_000;
 
@@ -2857,7 +2857,7 @@ mod tests {
         .expect_err("too large");
         assert_eq!(
             error.to_string(),
-            "items: must have at most 5000 items, not 5001"
+            "items: must have at most 10000 items, not 10001"
         );
     }
 

@@ -33,6 +33,12 @@ use super::{
 };
 use crate::{db::Db, settings::OutboxSettings};
 
+/// The largest event body the outbox accepts: nats-server's default `max_payload` (1 MiB),
+/// less room for the CloudEvents headers. A larger row could never be published and would stall
+/// every event behind it, so [`Outbox::stage`] refuses it and the caller's transaction fails
+/// instead: an aggregate that can grow this large publishes a summary.
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 1024 * 1024 - 16 * 1024;
+
 /// Writes events into the service's outbox table, inside the caller's transaction.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -57,6 +63,15 @@ impl Outbox {
         event: OutgoingEvent,
         now: DateTime<Utc>,
     ) -> Result<Uuid, DbErr> {
+        if event.payload.len() > MAX_EVENT_PAYLOAD_BYTES {
+            return Err(DbErr::Custom(format!(
+                "event {}.{} of {} is {} bytes; at most {MAX_EVENT_PAYLOAD_BYTES} can be published",
+                event.aggregate,
+                event.event,
+                event.aggregate_id,
+                event.payload.len()
+            )));
+        }
         let id = Uuid::now_v7();
         let statement = Query::insert()
             .into_table(Alias::new(&self.table))
