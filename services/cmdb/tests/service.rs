@@ -982,7 +982,53 @@ async fn impact_analysis_explains_every_ci_with_a_path_and_terminates_on_cycles(
         )
         .await?;
     assert!(bare.cis.iter().all(|c| c.path.is_empty()));
+    assert!(
+        bare.cis
+            .iter()
+            .all(|c| c.via.is_none() && c.reached_from.is_none())
+    );
     assert_eq!(depths(&bare), depths(&upstream));
+
+    // and the compact form explains each CI with the same path, one step per CI: following
+    // `reached_from` back to the start rebuilds every CI's full path
+    for direction in [ImpactDirection::Upstream, ImpactDirection::Both] {
+        let request = impact_request(&[&shop.pricing.id], direction);
+        let full = desk.impact(&agent, request.clone()).await?;
+        let compact = desk
+            .impact(
+                &agent,
+                pb::AnalyzeImpactRequest {
+                    include_paths: false,
+                    include_via: true,
+                    ..request
+                },
+            )
+            .await?;
+        assert_eq!(
+            compact.cis.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            full.cis.iter().map(|c| &c.id).collect::<Vec<_>>()
+        );
+        for (index, ci) in compact.cis.iter().enumerate() {
+            let mut rebuilt = Vec::new();
+            let mut current = index;
+            while let Some(from) = compact.cis[current].reached_from {
+                let from = from as usize;
+                ensure!(from < current, "{} is reached from a later CI", ci.name);
+                rebuilt.push(
+                    compact.cis[current]
+                        .via
+                        .clone()
+                        .context("reached without via")?,
+                );
+                current = from;
+            }
+            // a CI without `reached_from` is a start CI, or (walking both ways) one whose
+            // whole path is given
+            rebuilt.extend(compact.cis[current].path.iter().rev().cloned());
+            rebuilt.reverse();
+            assert_eq!(rebuilt, full.cis[index].path, "the path of {}", ci.name);
+        }
+    }
 
     // and an unknown start is not mistaken for "no impact"; no start at all is bad input
     let missing = format!("test-{}", uuid::Uuid::now_v7());

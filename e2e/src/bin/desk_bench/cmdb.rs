@@ -14,7 +14,8 @@
 //!    committed CIs by id (batches of at most 20,000), every request kept under the CMDB's gRPC
 //!    message limit;
 //! 3. times `AnalyzeImpact` upstream from random CIs of the lower layers: the full closure
-//!    (`max_depth` 0, the service maximum) and depth 3, both with paths;
+//!    (`max_depth` 0, the service maximum) explained compactly (`include_via`), depth 3 with
+//!    whole paths, and on a tenth of the starts the full closure with whole paths;
 //! 4. stops the desk with SIGTERM, starts it again on the same database and NATS, and reports how
 //!    long the impact index rebuild took (from the desk's `impact index rebuilt` log line) and
 //!    how long until a `ListClasses` call succeeded.
@@ -908,14 +909,24 @@ impl ImpactStats {
     }
 }
 
-fn impact_request(id: &str, max_depth: u32) -> pb::AnalyzeImpactRequest {
+/// How an impact answer explains its CIs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Explain {
+    /// `include_via`: one step per CI, and where it came from.
+    Via,
+    /// `include_paths`: every CI's whole path.
+    Paths,
+}
+
+fn impact_request(id: &str, max_depth: u32, explain: Explain) -> pb::AnalyzeImpactRequest {
     pb::AnalyzeImpactRequest {
         ci_ids: vec![id.to_owned()],
         direction: pb::ImpactDirection::Upstream as i32,
         max_depth,
         max_nodes: 0,
         relationship_types: Vec::new(),
-        include_paths: true,
+        include_paths: explain == Explain::Paths,
+        include_via: explain == Explain::Via,
     }
 }
 
@@ -923,6 +934,7 @@ fn impact_request(id: &str, max_depth: u32) -> pb::AnalyzeImpactRequest {
 fn rebuild_seconds(log: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines()
+        .rev()
         .filter(|line| line.contains("impact index rebuilt"))
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|entry| {
@@ -931,7 +943,7 @@ fn rebuild_seconds(log: &Path) -> Option<f64> {
                 .or_else(|| entry.get("fields").and_then(|f| f.get("seconds")))
                 .and_then(serde_json::Value::as_f64)
         })
-        .last()
+        .next()
 }
 
 /// How many lines of a log are at WARN or ERROR level.
@@ -1197,23 +1209,34 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!lower.is_empty(), "no CI of the lower layers was imported");
     let mut rng = Rng::new(args.seed.wrapping_add(2));
     let starts: Vec<&str> = (0..args.impact_queries).map(|_| rng.pick(&lower)).collect();
+    // The full closure explained compactly (the form for large answers), depth 3 with whole
+    // paths (short at that depth), and, on a tenth of the starts, the full closure with whole
+    // paths, to show what repeating every path costs.
     let mut full = ImpactStats::new()?;
     let mut depth3 = ImpactStats::new()?;
+    let mut full_paths = ImpactStats::new()?;
     let mut impact_errors: HashMap<String, u64> = HashMap::new();
     let mut visited_before: Vec<(String, u32)> = Vec::new();
     let mut impact_client = client.clone();
     let impact_started = Instant::now();
     for (n, start) in starts.iter().enumerate() {
-        for (max_depth, stats) in [(0, &mut full), (3, &mut depth3)] {
+        let mut kinds = vec![
+            (0, Explain::Via, &mut full),
+            (3, Explain::Paths, &mut depth3),
+        ];
+        if n % 10 == 0 {
+            kinds.push((0, Explain::Paths, &mut full_paths));
+        }
+        for (max_depth, explain, stats) in kinds {
             let call = Instant::now();
             match impact_client
-                .analyze_impact(request(impact_request(start, max_depth), &token))
+                .analyze_impact(request(impact_request(start, max_depth, explain), &token))
                 .await
             {
                 Ok(response) => {
                     let micros = call.elapsed().as_micros() as u64;
                     let response = response.into_inner();
-                    if max_depth == 0 && n < 20 {
+                    if max_depth == 0 && explain == Explain::Via && n < 20 {
                         visited_before.push(((*start).to_owned(), response.visited));
                     }
                     stats.record(micros, &response);
@@ -1295,7 +1318,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let mut restart_mismatches = 0;
     for (start, visited) in &visited_before {
         match restarted
-            .analyze_impact(request(impact_request(start, 0), &token))
+            .analyze_impact(request(impact_request(start, 0, Explain::Via), &token))
             .await
         {
             Ok(response) if response.get_ref().visited == *visited => {}
@@ -1438,6 +1461,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     result.insert("impact_queries".into(), json!(args.impact_queries));
     full.json("impact_full", &mut result);
     depth3.json("impact_depth3", &mut result);
+    full_paths.json("impact_full_paths", &mut result);
     result.insert("impact_s".into(), json!(round(impact_s, 2)));
     result.insert("impact_errors".into(), json!(impact_errors));
     result.insert(

@@ -1202,6 +1202,7 @@ impl CmdbApi {
             max_nodes,
             relationship_types: (!types.is_empty()).then_some(types),
             include_paths: request.include_paths,
+            include_via: request.include_via,
         };
         let graphs = self
             .graphs
@@ -1214,39 +1215,31 @@ impl CmdbApi {
             .impact(&query)
             .map_err(|_| CmdbError::NotFound("CI"))?;
         let region = &self.region;
-        let node = |id: Uuid, depth: u32, path: &[d::impact::PathStep]| {
-            let info = graph.node(id);
+        let step = |s: &d::impact::PathStep| pb::PathStep {
+            source_id: ids::format_id(region, s.source),
+            r#type: convert::relationship_type_to_pb(s.relationship) as i32,
+            target_id: ids::format_id(region, s.target),
+        };
+        let node = |n: &d::ImpactedNode| {
+            let info = graph.node(n.id);
             pb::ImpactedCi {
-                id: ids::format_id(region, id),
-                name: info.map(|n| n.name.clone()).unwrap_or_default(),
-                class: info.map(|n| n.class.clone()).unwrap_or_default(),
-                depth,
-                path: path
-                    .iter()
-                    .map(|s| pb::PathStep {
-                        source_id: ids::format_id(region, s.source),
-                        r#type: convert::relationship_type_to_pb(s.relationship) as i32,
-                        target_id: ids::format_id(region, s.target),
-                    })
-                    .collect(),
+                id: ids::format_id(region, n.id),
+                name: info.map(|i| i.name.clone()).unwrap_or_default(),
+                class: info.map(|i| i.class.clone()).unwrap_or_default(),
+                depth: n.depth,
+                path: n.via.iter().map(step).collect(),
+                via: n.reached.as_ref().map(|(s, _)| step(s)),
+                reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
             }
         };
         let by_id: HashMap<Uuid, &d::ImpactedNode> =
             result.nodes.iter().map(|n| (n.id, n)).collect();
         Ok(pb::AnalyzeImpactResponse {
-            cis: result
-                .nodes
-                .iter()
-                .map(|n| node(n.id, n.depth, &n.via))
-                .collect(),
+            cis: result.nodes.iter().map(node).collect(),
             business_services: result
                 .business_services
                 .iter()
-                .map(|id| {
-                    by_id
-                        .get(id)
-                        .map_or_else(|| node(*id, 0, &[]), |n| node(n.id, n.depth, &n.via))
-                })
+                .filter_map(|id| by_id.get(id).map(|n| node(n)))
                 .collect(),
             truncated_by: match result.truncated {
                 Some(Truncation::Depth) => "depth".into(),

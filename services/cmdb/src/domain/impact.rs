@@ -77,6 +77,10 @@ pub struct ImpactQuery {
     pub relationship_types: Option<Vec<RelationshipType>>,
     /// Whether each CI comes with the path that explains it.
     pub include_paths: bool,
+    /// Whether each CI comes with the one step that reached it and the index of the CI it was
+    /// reached from ([`ImpactedNode::reached`]): the same explanation as the paths, at one step
+    /// per CI instead of `depth` steps, for answers too large to repeat every path.
+    pub include_via: bool,
 }
 
 /// One relationship on an explaining path, as stored (`source relationship target`). A path
@@ -97,6 +101,12 @@ pub struct ImpactedNode {
     /// A shortest path from a start CI, `depth` steps long; empty for start CIs and when paths
     /// were not asked for.
     pub via: Vec<PathStep>,
+    /// When asked for: the last step of that path and the index, in the result's `nodes`, of the
+    /// CI it came from (always an earlier one). `None` for start CIs, and for a CI whose path
+    /// runs through a CI reported by the other direction of a `Both` walk: that one gets its
+    /// whole path in `via` instead, so following `reached` back to a CI without it, then that
+    /// CI's `via`, always gives the path.
+    pub reached: Option<(PathStep, usize)>,
 }
 
 /// Why the result may be incomplete.
@@ -423,7 +433,8 @@ impl ImpactGraph {
                 parent[retired as usize * phases + phase] = FENCED;
             }
         }
-        let mut meta = if query.include_paths {
+        let explain = query.include_paths || query.include_via;
+        let mut meta = if explain {
             vec![0_u8; parent.len()]
         } else {
             Vec::new()
@@ -501,16 +512,45 @@ impl ImpactGraph {
             depth += 1;
         }
 
+        // The index in `found` of each reported CI, for `reached`: a CI is reported by the first
+        // state that reached it, whose parent state's CI was reported before it.
+        let position: HashMap<u32, usize> = if query.include_via {
+            found
+                .iter()
+                .enumerate()
+                .map(|(index, &(state, _))| (state / phases as u32, index))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let nodes: Vec<ImpactedNode> = found
             .iter()
-            .map(|&(state, depth)| ImpactedNode {
-                id: self.nodes[state as usize / phases].id,
-                depth,
-                via: if query.include_paths {
-                    self.path(state, depth, phases, &parent, &meta)
+            .map(|&(state, depth)| {
+                // The CI it came from is reported by the state it came through, except when a
+                // walk in both directions passes through a CI reported by the other direction:
+                // chaining there would mix the directions, so that CI gets its whole path.
+                let reached = if query.include_via {
+                    self.last_step(state, phases, &parent, &meta)
+                        .and_then(|(step, from)| {
+                            position
+                                .get(&(from / phases as u32))
+                                .filter(|&&index| found[index].0 == from)
+                                .map(|&index| (step, index))
+                        })
                 } else {
-                    Vec::new()
-                },
+                    None
+                };
+                let whole_path = query.include_paths || (query.include_via && reached.is_none());
+                ImpactedNode {
+                    id: self.nodes[state as usize / phases].id,
+                    depth,
+                    via: if whole_path {
+                        self.path(state, depth, phases, &parent, &meta)
+                    } else {
+                        Vec::new()
+                    },
+                    reached,
+                }
             })
             .collect();
         let business_services = found
@@ -562,29 +602,45 @@ impl ImpactGraph {
         meta: &[u8],
     ) -> Vec<PathStep> {
         let mut steps = Vec::with_capacity(depth as usize);
-        let mut current = state as usize;
-        while let Some(&previous) = parent.get(current) {
-            if previous >= FENCED {
-                break;
-            }
-            let here = self.nodes[current / phases].id;
-            let there = self.nodes[previous as usize / phases].id;
-            let kind = meta.get(current).copied().unwrap_or(0);
-            // The step went from `there` to `here`; OUTGOING means `there` is the source.
-            let (source, target) = if kind & OUTGOING != 0 {
-                (there, here)
-            } else {
-                (here, there)
-            };
-            steps.push(PathStep {
-                source,
-                relationship: type_of(kind),
-                target,
-            });
-            current = previous as usize;
+        let mut current = state;
+        while let Some((step, previous)) = self.last_step(current, phases, parent, meta) {
+            steps.push(step);
+            current = previous;
         }
         steps.reverse();
         steps
+    }
+
+    /// The step that reached `state`, and the state it came from; `None` for a start state.
+    fn last_step(
+        &self,
+        state: u32,
+        phases: usize,
+        parent: &[u32],
+        meta: &[u8],
+    ) -> Option<(PathStep, u32)> {
+        let current = state as usize;
+        let previous = *parent.get(current)?;
+        if previous >= FENCED {
+            return None;
+        }
+        let here = self.nodes[current / phases].id;
+        let there = self.nodes[previous as usize / phases].id;
+        let kind = meta.get(current).copied().unwrap_or(0);
+        // The step went from `there` to `here`; OUTGOING means `there` is the source.
+        let (source, target) = if kind & OUTGOING != 0 {
+            (there, here)
+        } else {
+            (here, there)
+        };
+        Some((
+            PathStep {
+                source,
+                relationship: type_of(kind),
+                target,
+            },
+            previous,
+        ))
     }
 }
 
@@ -685,6 +741,7 @@ mod tests {
             max_nodes: 10_000,
             relationship_types: None,
             include_paths: true,
+            include_via: false,
         }
     }
 
@@ -815,6 +872,70 @@ mod tests {
         let result = shop().impact(&limited).expect("known start");
         assert_eq!(result.nodes.len(), 7);
         assert_eq!(result.truncated, None, "exactly everything fits");
+    }
+
+    /// Follows `reached` back to a start CI: the path the compact form explains.
+    fn path_from_via(result: &ImpactResult, index: usize) -> Vec<PathStep> {
+        let mut steps = Vec::new();
+        let mut current = index;
+        while let Some((step, from)) = result.nodes[current].reached {
+            assert!(from < current, "a CI is reached from an earlier one");
+            steps.push(step);
+            current = from;
+        }
+        steps.extend(result.nodes[current].via.iter().rev().copied());
+        steps.reverse();
+        steps
+    }
+
+    #[test]
+    fn the_compact_via_explains_every_ci_with_the_same_path_as_full_paths() {
+        // The shop, and a shop whose database depends back on the checkout service: walking both
+        // ways from inside that cycle passes through CIs that the other direction reported.
+        let mut cyclic = shop();
+        cyclic
+            .add_edge(edge(DB, DependsOn, CHECKOUT))
+            .expect("valid edge");
+        let cases = [
+            (shop(), vec![&[HOST][..], &[APP, SWITCH][..], &[SHOP][..]]),
+            (cyclic, vec![&[APP][..], &[DB][..], &[VM, CHECKOUT][..]]),
+        ];
+        let directions = [Direction::Upstream, Direction::Downstream, Direction::Both];
+        let mut whole_paths_given = 0;
+        for (graph, starts) in &cases {
+            for (&start, direction) in starts
+                .iter()
+                .flat_map(|s| directions.iter().map(move |d| (s, *d)))
+            {
+                let mut both = query(start, direction);
+                both.include_via = true;
+                let result = graph.impact(&both).expect("known start");
+                let mut compact = both.clone();
+                compact.include_paths = false;
+                let alone = graph.impact(&compact).expect("known start");
+                for (index, node) in alone.nodes.iter().enumerate() {
+                    assert_eq!(
+                        path_from_via(&alone, index),
+                        result.nodes[index].via,
+                        "{direction:?} from {start:?}: CI {}",
+                        node.id
+                    );
+                    assert!(node.reached.is_none() || node.via.is_empty());
+                    if node.reached.is_none() && node.depth > 0 {
+                        whole_paths_given += 1;
+                    }
+                }
+                assert_eq!(
+                    alone.nodes.iter().map(|n| n.reached).collect::<Vec<_>>(),
+                    result.nodes.iter().map(|n| n.reached).collect::<Vec<_>>(),
+                    "the compact form does not depend on full paths"
+                );
+            }
+        }
+        assert!(
+            whole_paths_given > 0,
+            "the cyclic case passes through a CI the other direction reported"
+        );
     }
 
     #[test]
@@ -1000,6 +1121,7 @@ mod tests {
                 max_nodes: u32::MAX,
                 relationship_types: None,
                 include_paths: true,
+                include_via: false,
             })
             .expect("known start");
         assert!(
@@ -1135,6 +1257,7 @@ mod tests {
                 max_nodes,
                 relationship_types: None,
                 include_paths: true,
+                include_via: false,
             }).expect("known start");
 
             let unique: HashSet<Uuid> = result.nodes.iter().map(|n| n.id).collect();
@@ -1181,6 +1304,7 @@ mod tests {
                 max_nodes: u32::MAX,
                 relationship_types: None,
                 include_paths: false,
+                include_via: false,
             }).expect("known start");
             let expected: HashMap<Uuid, u32> =
                 reference_depths(count, &edges, &retired, start, direction)
