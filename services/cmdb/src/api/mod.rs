@@ -1330,7 +1330,23 @@ impl CmdbApi {
             InvalidItems::Reject
         };
         let precedence = self.precedence(&caller.tenant).await?;
-        let lookup = lookup::StoreLookup::new(self.store.clone(), conn, catalog, &caller.tenant);
+        let prefetched = lookup::Prefetched::load(
+            &self.store,
+            conn,
+            catalog,
+            &caller.tenant,
+            &precedence,
+            &batch,
+            invalid,
+        )
+        .await?;
+        let lookup = lookup::StoreLookup::new(
+            self.store.clone(),
+            conn,
+            catalog,
+            &caller.tenant,
+            prefetched,
+        );
         let plan = tokio::task::block_in_place(|| {
             d::reconcile(catalog, &precedence, &batch, &lookup, invalid)
         })?;

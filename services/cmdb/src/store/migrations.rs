@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateCmdb),
             Box::new(CreateIdempotencyKeys),
             Box::new(CreateSettings),
+            Box::new(IndexCisByName),
         ]
     }
 
@@ -236,6 +237,26 @@ impl MigrationTrait for CreateSettings {
                     .col(time("updated_at"))
                     .to_owned(),
             )
+            .await
+    }
+}
+
+/// Identification by name (`name`, `name_environment`, `name_on_host` rules) and the bulk
+/// lookups of an import batch find CIs by name; without this index each lookup read every CI of
+/// the class.
+struct IndexCisByName;
+
+impl MigrationName for IndexCisByName {
+    fn name(&self) -> &str {
+        "m20261201_000013_index_cis_by_name"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexCisByName {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(index("cis_tenant_name", "cis", &["tenant_id", "name"]))
             .await
     }
 }

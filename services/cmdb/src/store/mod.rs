@@ -36,6 +36,10 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Values per `IN (…)` list of a set-based lookup: well under SQLite's and PostgreSQL's limits on
+/// bound parameters, and large enough that a batch of 10,000 items takes a few dozen queries.
+const LOOKUP_CHUNK: usize = 500;
+
 fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
@@ -176,7 +180,7 @@ impl CmdbStore {
         ids: &[Uuid],
     ) -> StoreResult<Vec<Ci>> {
         let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
             let rows = ci::Entity::find()
                 .filter(ci::Column::TenantId.eq(tenant))
                 .filter(ci::Column::Id.is_in(chunk.iter().copied()))
@@ -466,6 +470,85 @@ impl CmdbStore {
             .filter(relationship::Column::RelType.eq(rel_type.as_str()))
             .count(conn)
             .await? as usize)
+    }
+
+    // ---- set-based lookups for import batches (see `api::lookup::Prefetched`) ----
+
+    /// The active relationships leaving any of `sources`: `(source, type, target)`.
+    pub async fn outgoing_of<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        sources: &[Uuid],
+    ) -> StoreResult<Vec<(Uuid, RelationshipType, Uuid)>> {
+        let mut found = Vec::new();
+        for chunk in sources.chunks(LOOKUP_CHUNK) {
+            let rows: Vec<(Uuid, String, Uuid)> = relationship::Entity::find()
+                .select_only()
+                .columns([
+                    relationship::Column::SourceId,
+                    relationship::Column::RelType,
+                    relationship::Column::TargetId,
+                ])
+                .filter(relationship::Column::TenantId.eq(tenant))
+                .filter(relationship::Column::RemovedAt.is_null())
+                .filter(relationship::Column::SourceId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(conn)
+                .await?;
+            for (source, rel_type, target) in rows {
+                let rel_type = RelationshipType::parse(&rel_type)
+                    .ok_or_else(|| corrupt(format!("type {rel_type}")))?;
+                found.push((source, rel_type, target));
+            }
+        }
+        Ok(found)
+    }
+
+    /// `(ci id, value)` of the CIs whose attribute `name` has one of `values` (as stored: JSON).
+    pub async fn with_attribute_values<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        name: &str,
+        values: &[String],
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        let mut found = Vec::new();
+        for chunk in values.chunks(LOOKUP_CHUNK) {
+            let rows: Vec<(Uuid, String)> = ci_attribute::Entity::find()
+                .select_only()
+                .columns([ci_attribute::Column::CiId, ci_attribute::Column::Value])
+                .filter(ci_attribute::Column::TenantId.eq(tenant))
+                .filter(ci_attribute::Column::Name.eq(name))
+                .filter(ci_attribute::Column::Value.is_in(chunk.iter().map(String::as_str)))
+                .into_tuple()
+                .all(conn)
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// `(ci id, name)` of the CIs named one of `names`.
+    pub async fn with_names<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        names: &[String],
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        let mut found = Vec::new();
+        for chunk in names.chunks(LOOKUP_CHUNK) {
+            let rows: Vec<(Uuid, String)> = ci::Entity::find()
+                .select_only()
+                .columns([ci::Column::Id, ci::Column::Name])
+                .filter(ci::Column::TenantId.eq(tenant))
+                .filter(ci::Column::Name.is_in(chunk.iter().map(String::as_str)))
+                .into_tuple()
+                .all(conn)
+                .await?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// Every CI and active relationship of every tenant, for rebuilding the impact index.
