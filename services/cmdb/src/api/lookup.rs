@@ -186,7 +186,8 @@ impl Prefetched {
             .into_iter()
             .collect();
         // Matched CIs are asked about next (their relationships, for cardinality): load them whole.
-        self.add_cis(store, conn, catalog, tenant, candidates).await?;
+        self.add_cis(store, conn, catalog, tenant, candidates)
+            .await?;
         for key in &keys {
             let ids = match driver(key) {
                 Some(Driver::Attribute { name, value }) => attribute_candidates.get(&(name, value)),

@@ -12,7 +12,10 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, Utc};
-use desk_kit::{auth::Principal, clock::SharedClock, db::WriteTxn, error::Classify, ids, paging};
+use desk_kit::{
+    auth::Principal, clock::SharedClock, db::WriteTxn, error::Classify, events::OutgoingEvent, ids,
+    paging,
+};
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -31,7 +34,7 @@ use crate::{
         validate_attributes,
     },
     events::Fact,
-    store::{CiFilter, CmdbStore, StoredRelationship, entities},
+    store::{CiFilter, CmdbStore, HistoryRecord, StoredRelationship, entities},
 };
 
 type CmdbResult<T> = Result<T, CmdbError>;
@@ -39,6 +42,9 @@ type CmdbResult<T> = Result<T, CmdbError>;
 /// Largest impact query the service answers; callers may ask for less and see the limits used.
 pub const MAX_DEPTH: u32 = 32;
 pub const MAX_NODES: u32 = 200_000;
+/// A committed import that wrote at least this many CIs and relationships refreshes the
+/// database's planner statistics (see `CmdbStore::refresh_statistics`).
+const BULK_WRITE_ROWS: usize = 1_000;
 
 /// Roles that may read the CMDB, and those that may change it. `configuration_manager` extends the
 /// platform's role list for the CMDB's owners; `integrator` covers discovery sources.
@@ -1644,9 +1650,12 @@ impl CmdbApi {
             return Err(CmdbError::Precondition("the CMDB changed since this import was staged; stage it again to preview the new plan".into()));
         }
 
+        // Updates are written one by one, as they come (each checks its version); new CIs,
+        // relationships, history and events a few hundred rows per statement, in plan order.
         let now = self.now();
+        let actor = caller.actor_pb();
         let mut created: HashMap<String, Uuid> = HashMap::new();
-        let mut touched: Vec<Ci> = Vec::new();
+        let mut written: Vec<WrittenCi> = Vec::new();
         for item in &plan.items {
             let source = batch
                 .items
@@ -1662,22 +1671,13 @@ impl CmdbApi {
                     let ci =
                         ci.clone()
                             .into_ci(ids::new_uuid(), caller.tenant.clone(), &provenance);
-                    self.store.insert(&txn, &ci, &caller.subject).await?;
-                    self.record(
-                        &txn,
-                        caller,
-                        &ci,
-                        &source,
-                        "created",
-                        &[],
-                        Some("import"),
-                        Fact::CiCreated {
-                            source: source.clone(),
-                        },
-                    )
-                    .await?;
                     created.insert(item.local_id.clone(), ci.id);
-                    touched.push(ci);
+                    written.push(WrittenCi {
+                        ci,
+                        source,
+                        changes: Vec::new(),
+                        created: true,
+                    });
                 }
                 ItemAction::Update {
                     ci_id,
@@ -1703,26 +1703,62 @@ impl CmdbApi {
                             current: expected_version + 1,
                         });
                     }
-                    self.record(
-                        &txn,
-                        caller,
-                        &ci,
-                        &source,
-                        "updated",
-                        &changes,
-                        Some("import"),
-                        Fact::CiUpdated {
-                            changes: changes.clone(),
-                            source: source.clone(),
-                        },
-                    )
-                    .await?;
-                    touched.push(ci);
+                    written.push(WrittenCi {
+                        ci,
+                        source,
+                        changes,
+                        created: false,
+                    });
                 }
                 ItemAction::Unchanged { .. } | ItemAction::Conflict { .. } => {}
             }
         }
+        let new_cis: Vec<Ci> = written
+            .iter()
+            .filter(|w| w.created)
+            .map(|w| w.ci.clone())
+            .collect();
+        self.store
+            .insert_many(&txn, &new_cis, &caller.subject)
+            .await?;
+        self.store
+            .append_histories(
+                &txn,
+                written
+                    .iter()
+                    .map(|w| HistoryRecord {
+                        ci: &w.ci,
+                        actor_id: &caller.subject,
+                        actor_roles: &caller.roles,
+                        source: &w.source,
+                        action: if w.created { "created" } else { "updated" },
+                        changes: &w.changes,
+                        note: Some("import"),
+                        at: now,
+                    })
+                    .collect(),
+            )
+            .await?;
+        let mut events: Vec<OutgoingEvent> = written
+            .iter()
+            .map(|w| {
+                let snapshot = convert::ci_to_pb(&self.region, &w.ci);
+                let fact = if w.created {
+                    Fact::CiCreated {
+                        source: w.source.clone(),
+                    }
+                } else {
+                    Fact::CiUpdated {
+                        changes: w.changes.clone(),
+                        source: w.source.clone(),
+                    }
+                };
+                fact.into_event(&caller.tenant, &snapshot.id, &snapshot, &actor)
+            })
+            .collect();
+
         let mut edges = Vec::new();
+        let mut relationships = Vec::new();
         for rel in &plan.relationships {
             if rel.action != RelationshipAction::Add {
                 continue;
@@ -1743,31 +1779,30 @@ impl CmdbApi {
                 created_by: caller.subject.clone(),
                 created_at: now,
             };
-            self.store
-                .insert_relationship(&txn, &caller.tenant, &stored)
-                .await?;
             let wire = self.relationship_to_pb(&stored, &HashMap::new());
-            self.store
-                .stage(
-                    &txn,
-                    Fact::RelationshipAdded {
-                        relationship: wire.clone(),
-                    }
-                    .into_event(
-                        &caller.tenant,
-                        &wire.id,
-                        &pb::ConfigurationItem::default(),
-                        &caller.actor_pb(),
-                    ),
-                    now,
-                )
-                .await?;
+            events.push(
+                Fact::RelationshipAdded {
+                    relationship: wire.clone(),
+                }
+                .into_event(
+                    &caller.tenant,
+                    &wire.id,
+                    &pb::ConfigurationItem::default(),
+                    &actor,
+                ),
+            );
+            relationships.push(stored);
             edges.push(ImpactEdge {
                 source,
                 relationship: rel.relationship,
                 target,
             });
         }
+        self.store
+            .insert_relationships(&txn, &caller.tenant, &relationships)
+            .await?;
+        self.store.stage_many(&txn, events, now).await?;
+        let touched: Vec<Ci> = written.into_iter().map(|w| w.ci).collect();
         let (items, relationships) = self.plan_to_pb(&batch, &plan, &created);
         let committed = pb::ImportBatch {
             items,
@@ -1810,6 +1845,14 @@ impl CmdbApi {
             .await?;
         self.store.commit(txn).await?;
         self.update_graph(&caller.tenant, &catalog, &touched, &edges, &[]);
+        if touched.len() + edges.len() >= BULK_WRITE_ROWS {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.refresh_statistics().await {
+                    tracing::warn!(error = %error, "refreshing planner statistics failed");
+                }
+            });
+        }
         Ok(result)
     }
 
@@ -1866,6 +1909,14 @@ impl CmdbApi {
             next_page_token,
         })
     }
+}
+
+/// A CI an import commit creates or updates, with what its history entry and event say.
+struct WrittenCi {
+    ci: Ci,
+    source: String,
+    changes: Vec<d::FieldChange>,
+    created: bool,
 }
 
 /// A batch without its items and relationships: what a list page and the `import.committed`

@@ -40,6 +40,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// bound parameters, and large enough that a batch of 10,000 items takes a few dozen queries.
 const LOOKUP_CHUNK: usize = 500;
 
+/// Rows per multi-row `INSERT` of an import: at most 16 columns × 200 rows of bound parameters,
+/// well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
+const WRITE_CHUNK: usize = 200;
+
 fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
@@ -89,6 +93,18 @@ pub struct GraphRows {
     pub edges: Vec<(String, Uuid, RelationshipType, Uuid)>,
 }
 
+/// One history entry to append: who changed `ci` (at its new version) how.
+pub struct HistoryRecord<'a> {
+    pub ci: &'a Ci,
+    pub actor_id: &'a str,
+    pub actor_roles: &'a [String],
+    pub source: &'a str,
+    pub action: &'a str,
+    pub changes: &'a [FieldChange],
+    pub note: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
 pub struct CmdbStore {
     publisher: Publisher,
 }
@@ -117,6 +133,16 @@ impl CmdbStore {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         Ok(self.publisher.stage(txn, event, now).await?)
+    }
+
+    /// Stages `events` in order, a few hundred per statement.
+    pub async fn stage_many(
+        &self,
+        txn: &WriteTxn,
+        events: Vec<OutgoingEvent>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        Ok(self.publisher.stage_many(txn, events, now).await?)
     }
 
     // ---- classes ----
@@ -262,19 +288,35 @@ impl CmdbStore {
         if ci.attributes.is_empty() {
             return Ok(());
         }
-        let rows = ci
-            .attributes
-            .iter()
-            .map(|(name, value)| ci_attribute::ActiveModel {
-                ci_id: Set(ci.id),
-                name: Set(name.clone()),
-                tenant_id: Set(ci.tenant_id.clone()),
-                class: Set(ci.class.clone()),
-                value: Set(value.to_string()),
-            });
-        ci_attribute::Entity::insert_many(rows)
+        ci_attribute::Entity::insert_many(attribute_rows(ci))
             .exec_without_returning(&**txn)
             .await?;
+        Ok(())
+    }
+
+    /// Inserts new CIs with their attribute index, a few hundred rows per statement (an import).
+    pub async fn insert_many(
+        &self,
+        txn: &WriteTxn,
+        cis: &[Ci],
+        created_by: &str,
+    ) -> StoreResult<()> {
+        for chunk in cis.chunks(WRITE_CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|ci| ci_to_active(ci, created_by))
+                .collect::<StoreResult<Vec<_>>>()?;
+            ci::Entity::insert_many(rows)
+                .exec_without_returning(&**txn)
+                .await?;
+        }
+        let attributes: Vec<ci_attribute::ActiveModel> =
+            cis.iter().flat_map(attribute_rows).collect();
+        for chunk in attributes.chunks(WRITE_CHUNK) {
+            ci_attribute::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&**txn)
+                .await?;
+        }
         Ok(())
     }
 
@@ -339,18 +381,26 @@ impl CmdbStore {
         tenant: &str,
         rel: &StoredRelationship,
     ) -> StoreResult<()> {
-        relationship::Entity::insert(relationship::ActiveModel {
-            id: Set(rel.id),
-            tenant_id: Set(tenant.to_owned()),
-            source_id: Set(rel.source_id),
-            rel_type: Set(rel.rel_type.as_str().to_owned()),
-            target_id: Set(rel.target_id),
-            created_by: Set(rel.created_by.clone()),
-            created_at: Set(rel.created_at),
-            removed_at: Set(None),
-        })
-        .exec_without_returning(&**txn)
-        .await?;
+        relationship::Entity::insert(relationship_row(tenant, rel))
+            .exec_without_returning(&**txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Inserts relationships a few hundred per statement (an import).
+    pub async fn insert_relationships(
+        &self,
+        txn: &WriteTxn,
+        tenant: &str,
+        rels: &[StoredRelationship],
+    ) -> StoreResult<()> {
+        for chunk in rels.chunks(WRITE_CHUNK) {
+            relationship::Entity::insert_many(
+                chunk.iter().map(|rel| relationship_row(tenant, rel)),
+            )
+            .exec_without_returning(&**txn)
+            .await?;
+        }
         Ok(())
     }
 
@@ -470,6 +520,20 @@ impl CmdbStore {
             .filter(relationship::Column::RelType.eq(rel_type.as_str()))
             .count(conn)
             .await? as usize)
+    }
+
+    /// Refreshes PostgreSQL's planner statistics of the tables an import fills. Autovacuum does
+    /// so only after a delay; until then a bulk load leaves the planner estimating the tables at
+    /// their old size, and the next batch's lookups pick plans that read every row. (SQLite has
+    /// no automatic statistics and plans these lookups by index regardless.)
+    pub async fn refresh_statistics(&self) -> StoreResult<()> {
+        if self.db().is_postgres() {
+            self.db()
+                .connection()
+                .execute_unprepared("ANALYZE cis, ci_attributes, ci_relationships")
+                .await?;
+        }
+        Ok(())
     }
 
     // ---- set-based lookups for import batches (see `api::lookup::Prefetched`) ----
@@ -615,21 +679,51 @@ impl CmdbStore {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        history::Entity::insert(history::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(ci.tenant_id.clone()),
-            ci_id: Set(ci.id),
-            version: Set(ci.version),
-            actor_id: Set(actor_id.to_owned()),
-            actor_roles: Set(actor_roles.join(",")),
-            source: Set(source.to_owned()),
-            action: Set(action.to_owned()),
-            changes: Set(serde_json::to_string(changes).map_err(corrupt)?),
-            note: Set(note.map(str::to_owned)),
-            created_at: Set(at),
-        })
-        .exec_without_returning(&**txn)
-        .await?;
+        self.append_histories(
+            txn,
+            vec![HistoryRecord {
+                ci,
+                actor_id,
+                actor_roles,
+                source,
+                action,
+                changes,
+                note,
+                at,
+            }],
+        )
+        .await
+    }
+
+    /// Appends history entries a few hundred per statement.
+    pub async fn append_histories(
+        &self,
+        txn: &WriteTxn,
+        records: Vec<HistoryRecord<'_>>,
+    ) -> StoreResult<()> {
+        for chunk in records.chunks(WRITE_CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|r| {
+                    Ok(history::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        tenant_id: Set(r.ci.tenant_id.clone()),
+                        ci_id: Set(r.ci.id),
+                        version: Set(r.ci.version),
+                        actor_id: Set(r.actor_id.to_owned()),
+                        actor_roles: Set(r.actor_roles.join(",")),
+                        source: Set(r.source.to_owned()),
+                        action: Set(r.action.to_owned()),
+                        changes: Set(serde_json::to_string(r.changes).map_err(corrupt)?),
+                        note: Set(r.note.map(str::to_owned)),
+                        created_at: Set(r.at),
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            history::Entity::insert_many(rows)
+                .exec_without_returning(&**txn)
+                .await?;
+        }
         Ok(())
     }
 
@@ -810,6 +904,31 @@ fn attribute_match(tenant: &str, name: &str, value: &str) -> sea_orm::sea_query:
         .and_where(Expr::col(ci_attribute::Column::Name).eq(name))
         .and_where(Expr::col(ci_attribute::Column::Value).eq(value))
         .to_owned()
+}
+
+fn relationship_row(tenant: &str, rel: &StoredRelationship) -> relationship::ActiveModel {
+    relationship::ActiveModel {
+        id: Set(rel.id),
+        tenant_id: Set(tenant.to_owned()),
+        source_id: Set(rel.source_id),
+        rel_type: Set(rel.rel_type.as_str().to_owned()),
+        target_id: Set(rel.target_id),
+        created_by: Set(rel.created_by.clone()),
+        created_at: Set(rel.created_at),
+        removed_at: Set(None),
+    }
+}
+
+fn attribute_rows(ci: &Ci) -> impl Iterator<Item = ci_attribute::ActiveModel> + '_ {
+    ci.attributes
+        .iter()
+        .map(|(name, value)| ci_attribute::ActiveModel {
+            ci_id: Set(ci.id),
+            name: Set(name.clone()),
+            tenant_id: Set(ci.tenant_id.clone()),
+            class: Set(ci.class.clone()),
+            value: Set(value.to_string()),
+        })
 }
 
 fn ci_to_active(ci: &Ci, created_by: &str) -> StoreResult<ci::ActiveModel> {

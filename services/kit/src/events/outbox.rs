@@ -63,7 +63,24 @@ impl Outbox {
         event: OutgoingEvent,
         now: DateTime<Utc>,
     ) -> Result<Uuid, DbErr> {
-        if event.payload.len() > MAX_EVENT_PAYLOAD_BYTES {
+        let mut ids = self.stage_many(txn, vec![event], now).await?;
+        ids.pop()
+            .ok_or_else(|| DbErr::Custom("no event id for a staged event".into()))
+    }
+
+    /// Stages `events` in `txn`, in order (they are published in that order), a few hundred
+    /// rows per statement; all or none of them are published, as `txn` commits or not. Every
+    /// event is checked against [`MAX_EVENT_PAYLOAD_BYTES`] before anything is written.
+    pub async fn stage_many<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        events: Vec<OutgoingEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, DbErr> {
+        if let Some(event) = events
+            .iter()
+            .find(|event| event.payload.len() > MAX_EVENT_PAYLOAD_BYTES)
+        {
             return Err(DbErr::Custom(format!(
                 "event {}.{} of {} is {} bytes; at most {MAX_EVENT_PAYLOAD_BYTES} can be published",
                 event.aggregate,
@@ -72,10 +89,12 @@ impl Outbox {
                 event.payload.len()
             )));
         }
-        let id = Uuid::now_v7();
-        let statement = Query::insert()
-            .into_table(Alias::new(&self.table))
-            .columns(
+        let traceparent = crate::telemetry::current_traceparent();
+        let mut ids = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let mut statement = Query::insert();
+            statement.into_table(Alias::new(&self.table)).columns(
                 [
                     "event_id",
                     "nats_subject",
@@ -88,24 +107,33 @@ impl Outbox {
                     "payload",
                 ]
                 .map(Alias::new),
-            )
-            .values([
-                Expr::value(id),
-                Expr::value(self.source.subject(event.aggregate, event.event)),
-                Expr::value(self.source.ce_type(event.aggregate, event.event)),
-                Expr::value(self.source.ce_source()),
-                Expr::value(event.aggregate_id),
-                Expr::value(event.tenant),
-                Expr::value(now),
-                Expr::value(crate::telemetry::current_traceparent()),
-                Expr::value(event.payload),
-            ])
-            .map_err(|e| DbErr::Custom(e.to_string()))?
-            .to_owned();
-        txn.execute(&statement).await?;
-        Ok(id)
+            );
+            for event in events.by_ref().take(STAGE_CHUNK) {
+                let id = Uuid::now_v7();
+                statement
+                    .values([
+                        Expr::value(id),
+                        Expr::value(self.source.subject(event.aggregate, event.event)),
+                        Expr::value(self.source.ce_type(event.aggregate, event.event)),
+                        Expr::value(self.source.ce_source()),
+                        Expr::value(event.aggregate_id),
+                        Expr::value(event.tenant),
+                        Expr::value(now),
+                        Expr::value(traceparent.clone()),
+                        Expr::value(event.payload),
+                    ])
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+                ids.push(id);
+            }
+            txn.execute(&statement).await?;
+        }
+        Ok(ids)
     }
 }
+
+/// Rows per multi-row insert into the outbox: 9 bound parameters each, far below the backends'
+/// limits.
+const STAGE_CHUNK: usize = 500;
 
 /// Wakes the relay after a commit. Cheap to clone; a wake while the relay is busy is remembered.
 #[derive(Debug, Clone, Default)]

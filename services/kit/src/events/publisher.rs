@@ -41,6 +41,19 @@ impl Publisher {
         self.outbox.stage(&**txn, event, now).await.map(|_| ())
     }
 
+    /// Stages `events` in `txn`, in order, a few hundred per statement.
+    pub async fn stage_many(
+        &self,
+        txn: &WriteTxn,
+        events: Vec<OutgoingEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        self.outbox
+            .stage_many(&**txn, events, now)
+            .await
+            .map(|_| ())
+    }
+
     /// Commits the change and its events together, then wakes the relay to publish them.
     pub async fn commit(&self, txn: WriteTxn) -> Result<(), DbErr> {
         txn.commit().await?;
