@@ -124,6 +124,9 @@ pub async fn serve(
     let grpc = &platform.settings.grpc;
     tonic::transport::Server::builder()
         .accept_http1(true)
+        // Import batches and impact answers run to megabytes: let HTTP/2 grow its flow-control
+        // window with the connection's bandwidth-delay product instead of stalling at 64 KiB.
+        .http2_adaptive_window(Some(true))
         .layer(tonic_web::GrpcWebLayer::new())
         .trace_fn(crate::telemetry::grpc_request_span)
         .concurrency_limit_per_connection(grpc.concurrency_per_connection)
