@@ -19,7 +19,8 @@
 //! # Adding a service
 //! 1. A crate under `services/` with `domain/`, `store/`, `api/`, `events/` and a `build(&Platform,
 //!    &mut RoutesBuilder) -> ServiceParts` entry point (see `desk-tickets`).
-//! 2. Its migrator lists [`events::migrations::outbox_migration`] (and the inbox when it consumes).
+//! 2. Its migrator lists [`events::migrations::outbox_migration`] (and the inbox when it consumes)
+//!    first, and [`events::migrations::outbox_unpublished_migration`] after its own migrations.
 //! 3. Its gRPC server is wrapped in [`auth::AuthInterceptor`]; handlers read [`auth::principal`].
 //! 4. The `desk` binary names it as a target.
 

@@ -27,7 +27,7 @@ use desk_kit::{
     events::{
         envelope::{CloudEventAttributes, EventSource, IncomingEvent, OutgoingEvent},
         inbox::{ConsumerSpec, Disposition, EventHandler, HandlerError, InboxConsumer},
-        migrations::{inbox_migration, outbox_migration},
+        migrations::{inbox_migration, outbox_migration, outbox_unpublished_migration},
         outbox::{MAX_EVENT_PAYLOAD_BYTES, Outbox, OutboxRelay, RelayHandle, pending_count},
         streams::{connect, ensure_stream},
     },
@@ -62,6 +62,7 @@ impl MigratorTrait for Migrator {
             outbox_migration(SERVICE),
             inbox_migration(SERVICE),
             Box::new(CreateEffects),
+            outbox_unpublished_migration(SERVICE),
         ]
     }
 

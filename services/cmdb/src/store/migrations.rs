@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateIdempotencyKeys),
             Box::new(CreateSettings),
             Box::new(IndexCisByName),
+            desk_kit::events::migrations::outbox_unpublished_migration(crate::SERVICE),
         ]
     }
 

@@ -19,6 +19,17 @@ pub fn outbox_migration(service: &'static str) -> Box<dyn MigrationTrait> {
     })
 }
 
+/// A partial index of the rows still to publish, listed after a service's own migrations. The
+/// relay asks for `published_at IS NULL ORDER BY seq`: with published rows kept for a day, the
+/// `(published_at, seq)` index alone leaves PostgreSQL, whose statistics trail the churn, free to
+/// walk the primary key from the oldest row and skip every published one on each pass.
+pub fn outbox_unpublished_migration(service: &'static str) -> Box<dyn MigrationTrait> {
+    Box::new(IndexUnpublished {
+        name: format!("m20261201_000003_index_{service}_outbox_unpublished"),
+        service,
+    })
+}
+
 pub fn inbox_migration(service: &'static str) -> Box<dyn MigrationTrait> {
     Box::new(CreateInbox {
         name: format!("m20261125_000002_create_{service}_inbox"),
@@ -88,6 +99,33 @@ impl MigrationTrait for CreateOutbox {
                     .to_owned(),
             )
             .await
+    }
+}
+
+struct IndexUnpublished {
+    name: String,
+    service: &'static str,
+}
+
+impl MigrationName for IndexUnpublished {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for IndexUnpublished {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let table = outbox_table(self.service);
+        // The same statement on PostgreSQL and SQLite; sea-query has no partial-index builder.
+        manager
+            .get_connection()
+            .execute_unprepared(&format!(
+                "CREATE INDEX IF NOT EXISTS {table}_unpublished ON {table} (seq) \
+                 WHERE published_at IS NULL"
+            ))
+            .await?;
+        Ok(())
     }
 }
 

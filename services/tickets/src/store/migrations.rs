@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             desk_kit::events::migrations::outbox_migration(crate::SERVICE),
             desk_kit::events::migrations::inbox_migration(crate::SERVICE),
             Box::new(CreateTickets),
+            desk_kit::events::migrations::outbox_unpublished_migration(crate::SERVICE),
         ]
     }
 
