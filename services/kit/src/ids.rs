@@ -12,7 +12,14 @@ pub fn new_uuid() -> Uuid {
 
 /// `emea-0192...`.
 pub fn format_id(region: &str, id: Uuid) -> String {
-    format!("{region}-{}", id.hyphenated())
+    // One exact allocation: answers such as a CMDB impact closure format thousands of ids.
+    let mut buffer = Uuid::encode_buffer();
+    let uuid = id.hyphenated().encode_lower(&mut buffer);
+    let mut formatted = String::with_capacity(region.len() + 1 + uuid.len());
+    formatted.push_str(region);
+    formatted.push('-');
+    formatted.push_str(uuid);
+    formatted
 }
 
 /// A parsed public id.

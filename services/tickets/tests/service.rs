@@ -412,6 +412,24 @@ async fn bad_input_is_refused_with_every_field_violation_and_nothing_is_written(
         &["watcher_ids", "watcher_ids[2]"],
     )?;
 
+    // and a message over the size limit is refused by the limit, and the desk goes on answering
+    let oversized = pb::CreateTicketRequest {
+        description: "x".repeat(5 * 1024 * 1024),
+        ..incident("A very long story")
+    };
+    let refused = desk.create(&agent, oversized).await;
+    let status = match refused {
+        Ok(ticket) => anyhow::bail!("a 5 MiB request was accepted: {}", ticket.number),
+        Err(status) => status,
+    };
+    ensure!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "an oversized request answers {:?}: {}",
+        status.code(),
+        status.message()
+    );
+    assert_eq!(desk.total(&agent).await?, 0, "the desk still answers");
+
     // and nothing was written: no ticket, no outbox row, no event
     assert_eq!(desk.total(&agent).await?, 0);
     assert_eq!(desk.rows_in("tickets").await?, 0);
