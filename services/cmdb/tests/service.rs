@@ -982,11 +982,7 @@ async fn impact_analysis_explains_every_ci_with_a_path_and_terminates_on_cycles(
         )
         .await?;
     assert!(bare.cis.iter().all(|c| c.path.is_empty()));
-    assert!(
-        bare.cis
-            .iter()
-            .all(|c| c.via.is_none() && c.reached_from.is_none())
-    );
+    assert!(bare.cis.iter().all(|c| c.reached_from.is_none()));
     assert_eq!(depths(&bare), depths(&upstream));
 
     // and the compact form explains each CI with the same path, one step per CI: following
@@ -1014,12 +1010,17 @@ async fn impact_analysis_explains_every_ci_with_a_path_and_terminates_on_cycles(
             while let Some(from) = compact.cis[current].reached_from {
                 let from = from as usize;
                 ensure!(from < current, "{} is reached from a later CI", ci.name);
-                rebuilt.push(
-                    compact.cis[current]
-                        .via
-                        .clone()
-                        .context("reached without via")?,
-                );
+                let (here, there) = (&compact.cis[current], &compact.cis[from]);
+                let (source_id, target_id) = if here.reached_as_source {
+                    (here.id.clone(), there.id.clone())
+                } else {
+                    (there.id.clone(), here.id.clone())
+                };
+                rebuilt.push(pb::PathStep {
+                    source_id,
+                    r#type: here.reached_by,
+                    target_id,
+                });
                 current = from;
             }
             // a CI without `reached_from` is a start CI, or (walking both ways) one whose

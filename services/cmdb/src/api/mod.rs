@@ -1234,8 +1234,11 @@ impl CmdbApi {
                 class: info.map(|i| i.class.clone()).unwrap_or_default(),
                 depth: n.depth,
                 path: n.via.iter().map(step).collect(),
-                via: n.reached.as_ref().map(|(s, _)| step(s)),
+                reached_by: n.reached.as_ref().map_or(0, |(s, _)| {
+                    convert::relationship_type_to_pb(s.relationship) as i32
+                }),
                 reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
+                reached_as_source: n.reached.as_ref().is_some_and(|(s, _)| s.source == n.id),
             }
         };
         let by_id: HashMap<Uuid, &d::ImpactedNode> =
