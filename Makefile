@@ -19,7 +19,7 @@ run: deps
 
 ## test: every test of the workspace, against real servers the test kit starts
 test: deps
-	NATS_SERVER_BIN="$(NATS_SERVER_BIN)" $(CARGO) test --workspace --all-targets
+	NATS_SERVER_BIN="$(NATS_SERVER_BIN)" $(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## lint: formatting and clippy, warnings are errors
 lint:

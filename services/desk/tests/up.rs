@@ -275,11 +275,10 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
 
     // when it is sent SIGTERM, then it stops by itself, successfully
     let pid = desk.child.id().context("desk has no pid")?;
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await?;
-    ensure!(killed.success(), "kill -TERM {pid} failed");
+    ensure!(
+        desk_testkit::send_signal(pid, "TERM"),
+        "SIGTERM to desk ({pid}) was not delivered"
+    );
     let status = tokio::time::timeout(Duration::from_secs(60), desk.child.wait())
         .await
         .context("desk did not stop within 60 s of SIGTERM")??;

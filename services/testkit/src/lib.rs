@@ -38,6 +38,7 @@ mod util;
 use std::path::{Path, PathBuf};
 
 pub use nats::{NatsServer, nats_server_binary};
+pub use util::send_signal;
 pub use postgres::{
     PgCluster, postgres_binaries_dir, postgres_cluster, postgres_database, psql_binary,
     start_cluster,

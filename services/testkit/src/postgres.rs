@@ -147,9 +147,9 @@ impl Owned {
         if let Ok(pidfile) = std::fs::read_to_string(self.base.join("data/postmaster.pid"))
             && let Some(pid) = pidfile.lines().next()
         {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", pid.trim()])
-                .status();
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                crate::util::send_signal(pid, "KILL");
+            }
         }
         let _ = self.watchdog.kill();
         wait_blocking(&mut self.watchdog, Duration::from_secs(5));

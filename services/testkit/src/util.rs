@@ -4,6 +4,16 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+/// Sends `signal` (`TERM`, `KILL`, …) to process `pid`; true when it was delivered. Through the
+/// shell's `kill` builtin: a minimal Debian has `/bin/sh` but no `/bin/kill` (that is procps),
+/// and the workspace forbids the `unsafe` a direct `kill(2)` needs.
+pub fn send_signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", "kill -s \"$0\" \"$1\"", signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// A free TCP port on 127.0.0.1: bind port 0, read the port, drop the listener.
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

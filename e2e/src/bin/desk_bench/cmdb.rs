@@ -1302,10 +1302,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     // ---- restart: SIGTERM, wait, start again on the same database and NATS ----
     let stop_started = Instant::now();
     if let Some(pid) = desk.id() {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await;
+        desk_testkit::send_signal(pid, "TERM");
     }
     match tokio::time::timeout(Duration::from_secs(60), desk.wait()).await {
         Ok(_) => {}
