@@ -38,11 +38,11 @@ mod util;
 use std::path::{Path, PathBuf};
 
 pub use nats::{NatsServer, nats_server_binary};
-pub use util::send_signal;
 pub use postgres::{
     PgCluster, postgres_binaries_dir, postgres_cluster, postgres_database, psql_binary,
     start_cluster,
 };
+pub use util::send_signal;
 
 /// Which database engine a [`TestDatabase`] lives on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
