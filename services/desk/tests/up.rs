@@ -128,49 +128,37 @@ async fn serving(channel: Channel, service: &str) -> anyhow::Result<ServingStatu
     Ok(answer.status())
 }
 
-async fn listed_by_v1alpha(channel: Channel) -> anyhow::Result<Vec<String>> {
-    use v1alpha::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+/// `listed_by_<version>(channel)`: the services reflection lists, in that protocol version (the
+/// two generated clients have the same shape but distinct types).
+macro_rules! listed_by {
+    ($name:ident, $version:ident) => {
+        async fn $name(channel: Channel) -> anyhow::Result<Vec<String>> {
+            use $version::{
+                ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+                server_reflection_request::MessageRequest,
+                server_reflection_response::MessageResponse,
+            };
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut answers = ServerReflectionClient::new(channel)
+                .server_reflection_info(futures::stream::iter([request]))
+                .await?
+                .into_inner();
+            let mut names = Vec::new();
+            if let Some(answer) = answers.next().await
+                && let Some(MessageResponse::ListServicesResponse(list)) = answer?.message_response
+            {
+                names.extend(list.service.into_iter().map(|s| s.name));
+            }
+            Ok(names)
+        }
     };
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut answers = ServerReflectionClient::new(channel)
-        .server_reflection_info(futures::stream::iter([request]))
-        .await?
-        .into_inner();
-    let mut names = Vec::new();
-    if let Some(answer) = answers.next().await
-        && let Some(MessageResponse::ListServicesResponse(list)) = answer?.message_response
-    {
-        names.extend(list.service.into_iter().map(|s| s.name));
-    }
-    Ok(names)
 }
 
-async fn listed_by_v1(channel: Channel) -> anyhow::Result<Vec<String>> {
-    use v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut answers = ServerReflectionClient::new(channel)
-        .server_reflection_info(futures::stream::iter([request]))
-        .await?
-        .into_inner();
-    let mut names = Vec::new();
-    if let Some(answer) = answers.next().await
-        && let Some(MessageResponse::ListServicesResponse(list)) = answer?.message_response
-    {
-        names.extend(list.service.into_iter().map(|s| s.name));
-    }
-    Ok(names)
-}
+listed_by!(listed_by_v1alpha, v1alpha);
+listed_by!(listed_by_v1, v1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stops_on_sigterm()

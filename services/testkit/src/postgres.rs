@@ -146,10 +146,9 @@ impl Owned {
     fn force_stop(&mut self) {
         if let Ok(pidfile) = std::fs::read_to_string(self.base.join("data/postmaster.pid"))
             && let Some(pid) = pidfile.lines().next()
+            && let Ok(pid) = pid.trim().parse::<u32>()
         {
-            if let Ok(pid) = pid.trim().parse::<u32>() {
-                crate::util::send_signal(pid, "KILL");
-            }
+            crate::util::send_signal(pid, "KILL");
         }
         let _ = self.watchdog.kill();
         wait_blocking(&mut self.watchdog, Duration::from_secs(5));

@@ -66,6 +66,30 @@ fn driver(key: &IdentKey) -> Option<Driver<'_>> {
 }
 
 impl Prefetched {
+    /// The CI with `id`, when it was loaded: `Some(None)` says there is no such CI.
+    fn ci(&self, id: Uuid) -> Option<Option<Ci>> {
+        self.cis.get(&id).cloned()
+    }
+
+    /// Whether `source --relationship--> target` is stored, when `source`'s relationships were loaded.
+    fn relationship_exists(
+        &self,
+        source: Uuid,
+        relationship: RelationshipType,
+        target: Uuid,
+    ) -> Option<bool> {
+        self.outgoing
+            .get(&source)
+            .map(|out| out.contains(&(relationship, target)))
+    }
+
+    /// How many `relationship`s leave `source`, when its relationships were loaded.
+    fn outgoing_count(&self, source: Uuid, relationship: RelationshipType) -> Option<usize> {
+        self.outgoing
+            .get(&source)
+            .map(|out| out.iter().filter(|(kind, _)| *kind == relationship).count())
+    }
+
     /// Loads what planning `batch` will ask about.
     pub async fn load<C: sea_orm::ConnectionTrait>(
         store: &CmdbStore,
@@ -222,7 +246,7 @@ impl ExistingCis for KeyRecorder<'_> {
     }
 
     fn get(&self, id: Uuid) -> Option<Ci> {
-        self.prefetched.cis.get(&id).cloned().flatten()
+        self.prefetched.ci(id).flatten()
     }
 
     fn relationship_exists(
@@ -232,15 +256,14 @@ impl ExistingCis for KeyRecorder<'_> {
         target: Uuid,
     ) -> bool {
         self.prefetched
-            .outgoing
-            .get(&source)
-            .is_some_and(|out| out.contains(&(relationship, target)))
+            .relationship_exists(source, relationship, target)
+            .unwrap_or(false)
     }
 
     fn outgoing_count(&self, source: Uuid, relationship: RelationshipType) -> usize {
-        self.prefetched.outgoing.get(&source).map_or(0, |out| {
-            out.iter().filter(|(kind, _)| *kind == relationship).count()
-        })
+        self.prefetched
+            .outgoing_count(source, relationship)
+            .unwrap_or(0)
     }
 }
 
@@ -351,8 +374,8 @@ impl<C: sea_orm::ConnectionTrait> ExistingCis for StoreLookup<'_, C> {
     }
 
     fn get(&self, id: Uuid) -> Option<Ci> {
-        if let Some(known) = self.prefetched.cis.get(&id) {
-            return known.clone();
+        if let Some(known) = self.prefetched.ci(id) {
+            return known;
         }
         let conn = self.conn;
         self.remember(self.block(self.store.find(conn, self.catalog, self.tenant, id)))
@@ -364,8 +387,11 @@ impl<C: sea_orm::ConnectionTrait> ExistingCis for StoreLookup<'_, C> {
         relationship: RelationshipType,
         target: Uuid,
     ) -> bool {
-        if let Some(out) = self.prefetched.outgoing.get(&source) {
-            return out.contains(&(relationship, target));
+        if let Some(known) = self
+            .prefetched
+            .relationship_exists(source, relationship, target)
+        {
+            return known;
         }
         let conn = self.conn;
         self.remember(self.block(self.store.find_relationship(
@@ -379,8 +405,8 @@ impl<C: sea_orm::ConnectionTrait> ExistingCis for StoreLookup<'_, C> {
     }
 
     fn outgoing_count(&self, source: Uuid, relationship: RelationshipType) -> usize {
-        if let Some(out) = self.prefetched.outgoing.get(&source) {
-            return out.iter().filter(|(kind, _)| *kind == relationship).count();
+        if let Some(known) = self.prefetched.outgoing_count(source, relationship) {
+            return known;
         }
         let conn = self.conn;
         self.remember(
