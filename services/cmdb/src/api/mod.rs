@@ -249,15 +249,26 @@ impl CmdbApi {
                 now,
             )
             .await?;
-        let snapshot = convert::ci_to_pb(&self.region, ci);
         self.store
             .stage(
                 txn,
-                fact.into_event(&caller.tenant, &snapshot.id, &snapshot, &caller.actor_pb()),
+                self.ci_event(caller, &caller.actor_pb(), ci, fact),
                 now,
             )
             .await?;
         Ok(())
+    }
+
+    /// The event of a fact about `ci`, carrying the CI as it is after the change.
+    fn ci_event(
+        &self,
+        caller: &Caller,
+        actor: &common::Actor,
+        ci: &Ci,
+        fact: Fact,
+    ) -> OutgoingEvent {
+        let snapshot = convert::ci_to_pb(&self.region, ci);
+        fact.into_event(&caller.tenant, &snapshot.id, &snapshot, actor)
     }
 
     // ---- source precedence ----
@@ -1745,7 +1756,6 @@ impl CmdbApi {
         let mut events: Vec<OutgoingEvent> = written
             .iter()
             .map(|w| {
-                let snapshot = convert::ci_to_pb(&self.region, &w.ci);
                 let fact = if w.created {
                     Fact::CiCreated {
                         source: w.source.clone(),
@@ -1756,7 +1766,7 @@ impl CmdbApi {
                         source: w.source.clone(),
                     }
                 };
-                fact.into_event(&caller.tenant, &snapshot.id, &snapshot, &actor)
+                self.ci_event(caller, &actor, &w.ci, fact)
             })
             .collect();
 

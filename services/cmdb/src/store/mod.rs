@@ -251,10 +251,8 @@ impl CmdbStore {
     }
 
     pub async fn insert(&self, txn: &WriteTxn, ci: &Ci, created_by: &str) -> StoreResult<()> {
-        ci::Entity::insert(ci_to_active(ci, created_by)?)
-            .exec_without_returning(&**txn)
-            .await?;
-        self.index_attributes(txn, ci).await
+        self.insert_many(txn, std::slice::from_ref(ci), created_by)
+            .await
     }
 
     /// Writes `ci` (already at its new version) if the stored one is still `expected_version`.
@@ -381,10 +379,8 @@ impl CmdbStore {
         tenant: &str,
         rel: &StoredRelationship,
     ) -> StoreResult<()> {
-        relationship::Entity::insert(relationship_row(tenant, rel))
-            .exec_without_returning(&**txn)
-            .await?;
-        Ok(())
+        self.insert_relationships(txn, tenant, std::slice::from_ref(rel))
+            .await
     }
 
     /// Inserts relationships a few hundred per statement (an import).
