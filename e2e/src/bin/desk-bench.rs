@@ -11,6 +11,12 @@
 #[path = "desk_bench/cmdb.rs"]
 mod cmdb;
 
+/// The same allocator as the desk: the client's decoding of impact answers (thousands of small
+/// strings) is part of every latency measured, and so are the in-process timings of the desk's
+/// share of a query.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,

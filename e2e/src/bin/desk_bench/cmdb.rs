@@ -15,7 +15,10 @@
 //!    message limit;
 //! 3. times `AnalyzeImpact` upstream from random CIs of the lower layers: the full closure
 //!    (`max_depth` 0, the service maximum) explained compactly (`include_via`), depth 3 with
-//!    whole paths, and on a tenth of the starts the full closure with whole paths;
+//!    whole paths, and on a tenth of the starts the full closure with whole paths; then a
+//!    one-CI answer (`impact_floor_*`: what a call itself costs); then the desk's share of the
+//!    same queries in this process (`*_in_process_*`: walk, answer building, encoding, and a
+//!    client's decoding), to tell it apart from transport;
 //! 4. stops the desk with SIGTERM, starts it again on the same database and NATS, and reports how
 //!    long the impact index rebuild took (from the desk's `impact index rebuilt` log line) and
 //!    how long until a `ListClasses` call succeeded.
@@ -43,12 +46,20 @@ use tonic::{
 
 use super::{DeskLaunch, dev_token, pid_cpu_seconds, process_cpu_seconds};
 
-use desk_cmdb::domain::identification::{MAX_IMPORT_ITEMS, MAX_IMPORT_RELATIONSHIPS};
+use desk_cmdb::domain::{
+    CiStatus, RelationshipType,
+    identification::{MAX_IMPORT_ITEMS, MAX_IMPORT_RELATIONSHIPS},
+    impact::{Direction, ImpactEdge, ImpactGraph, ImpactNode, ImpactQuery},
+};
 
 /// Requests are kept under this many bytes, below the CMDB's gRPC message limit.
 const REQUEST_BUDGET: usize = desk_cmdb::IMPORT_MESSAGE_BYTES - 512 * 1024;
 /// Answers list every planned item and relationship.
 const MAX_DECODING: usize = 64 * 1024 * 1024;
+/// HTTP/2 flow-control window of the client per call (its connection's is twice that).
+const CLIENT_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
+/// The largest HTTP/2 frame the client accepts (the default is 16 KiB).
+const CLIENT_MAX_FRAME: u32 = 1024 * 1024;
 const SOURCE: &str = "bench-discovery";
 const TENANT: &str = "bench";
 
@@ -571,10 +582,14 @@ fn request<T>(message: T, token: &MetadataValue<Ascii>) -> Request<T> {
 }
 
 async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Client> {
-    // Impact answers run to hundreds of kilobytes: an adaptive HTTP/2 window (as grpc-go and
-    // grpc-java clients use) instead of 64 KiB spares round trips for window updates.
+    // Impact answers run to megabytes. HTTP/2's default 64 KiB window, and an adaptive one on
+    // loopback (where the bandwidth-delay product stays small), would make the desk wait for a
+    // window update every 64 KiB; a client that expects large answers opens the window wide, as
+    // grpc-go's `WithInitialWindowSize` and grpc-java's `flowControlWindow` let it.
     let channel = Channel::from_shared(format!("http://{addr}"))?
-        .http2_adaptive_window(true)
+        .initial_stream_window_size(CLIENT_STREAM_WINDOW)
+        .initial_connection_window_size(CLIENT_STREAM_WINDOW * 2)
+        .max_frame_size(CLIENT_MAX_FRAME)
         .connect()
         .await?;
     Ok(CmdbServiceClient::new(channel)
@@ -933,6 +948,130 @@ fn impact_request(id: &str, max_depth: u32, explain: Explain) -> pb::AnalyzeImpa
     }
 }
 
+/// The server's share of the impact queries, measured in this process: the walk and answer
+/// building `AnalyzeImpact` does (`desk_cmdb::api::impact_answer`), over an index built from
+/// the estate as imported (same ids), then the encoding the server does and the decoding a
+/// client does. Next to the gRPC latencies, this tells the desk's work apart from transport.
+struct InProcess {
+    graph: ImpactGraph,
+    region: String,
+}
+
+/// Latencies of one kind of query in process, by stage.
+struct StageStats {
+    walk: Histogram<u64>,
+    answer: Histogram<u64>,
+    encode: Histogram<u64>,
+    decode: Histogram<u64>,
+}
+
+impl StageStats {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            walk: Histogram::new(3)?,
+            answer: Histogram::new(3)?,
+            encode: Histogram::new(3)?,
+            decode: Histogram::new(3)?,
+        })
+    }
+
+    fn json(&self, prefix: &str, object: &mut serde_json::Map<String, serde_json::Value>) {
+        for (stage, histogram) in [
+            ("walk", &self.walk),
+            ("answer", &self.answer),
+            ("encode", &self.encode),
+            ("decode", &self.decode),
+        ] {
+            object.insert(
+                format!("{prefix}_{stage}_p50_ms"),
+                json!(ms(histogram, 0.50)),
+            );
+            object.insert(
+                format!("{prefix}_{stage}_p99_ms"),
+                json!(ms(histogram, 0.99)),
+            );
+        }
+    }
+}
+
+impl InProcess {
+    /// The index the desk would build from the imported estate; `None` when some CI has no id.
+    fn new(estate: &Estate, ids: &[Option<String>]) -> Option<Self> {
+        let mut region = None;
+        let mut uuids = Vec::with_capacity(ids.len());
+        for id in ids {
+            let parsed = desk_kit::ids::parse_id(id.as_deref()?)?;
+            region.get_or_insert(parsed.region);
+            uuids.push(parsed.uuid);
+        }
+        let nodes = estate
+            .items
+            .iter()
+            .zip(&uuids)
+            .map(|(item, &id)| ImpactNode {
+                id,
+                class: item.class.clone(),
+                name: item.name.clone(),
+                status: if item.status == pb::CiStatus::Retired as i32 {
+                    CiStatus::Retired
+                } else {
+                    CiStatus::InUse
+                },
+                business_service: item.class == Layer::BusinessService.class(),
+            });
+        let edges = estate
+            .relations
+            .iter()
+            .map(|&(source, kind, target)| ImpactEdge {
+                source: uuids[source as usize],
+                relationship: desk_cmdb::api::convert::relationship_type(kind as i32)
+                    .unwrap_or(RelationshipType::DependsOn),
+                target: uuids[target as usize],
+            });
+        Some(Self {
+            graph: ImpactGraph::build(nodes, edges).ok()?,
+            region: region?,
+        })
+    }
+
+    fn time(&self, start: &str, max_depth: u32, explain: Explain, stats: &mut StageStats) {
+        let Some(start) = desk_kit::ids::parse_id(start) else {
+            return;
+        };
+        let query = ImpactQuery {
+            start: vec![start.uuid],
+            direction: Direction::Upstream,
+            max_depth: if max_depth == 0 {
+                desk_cmdb::api::MAX_DEPTH
+            } else {
+                max_depth
+            },
+            max_nodes: desk_cmdb::api::MAX_NODES,
+            relationship_types: None,
+            include_paths: explain == Explain::Paths,
+            include_via: explain == Explain::Via,
+        };
+        let micros = |since: Instant| (since.elapsed().as_micros() as u64).max(1);
+        let began = Instant::now();
+        let walked = self.graph.impact(&query);
+        let _ = stats.walk.record(micros(began));
+        drop(walked);
+        let began = Instant::now();
+        let Ok(answer) = desk_cmdb::api::impact_answer(&self.graph, &self.region, &query) else {
+            return;
+        };
+        let _ = stats.answer.record(micros(began));
+        let began = Instant::now();
+        let bytes = answer.encode_to_vec();
+        let _ = stats.encode.record(micros(began));
+        drop(answer);
+        let began = Instant::now();
+        let decoded = pb::AnalyzeImpactResponse::decode(bytes.as_slice());
+        let _ = stats.decode.record(micros(began));
+        drop(decoded);
+    }
+}
+
 /// The `seconds` of the last `impact index rebuilt` line of a JSON log.
 fn rebuild_seconds(log: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(log).ok()?;
@@ -1254,6 +1393,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let desk_cpu_before_impact = desk_pid
         .as_deref()
         .map_or(0.0, |p| pid_cpu_seconds(p, false));
+    eprintln!("desk-bench cmdb: timing impact analysis");
     let impact_started = Instant::now();
     for (n, start) in starts.iter().enumerate() {
         let mut kinds = vec![
@@ -1295,6 +1435,36 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         }
     }
     let impact_s = impact_started.elapsed().as_secs_f64();
+    // The cost of a call itself (JWT, routing, HTTP/2 on loopback, both ends' protobuf): the
+    // closure of a business service upstream is the business service alone.
+    let mut floor = ImpactStats::new()?;
+    let business: Vec<&str> = estate.members[&Layer::BusinessService]
+        .iter()
+        .filter_map(|&i| ids[i as usize].as_deref())
+        .collect();
+    for n in 0..args.impact_queries {
+        let Some(start) = business.get(n % business.len().max(1)) else {
+            break;
+        };
+        let call = Instant::now();
+        if let Ok(response) = impact_client
+            .analyze_impact(request(impact_request(start, 1, Explain::Via), &token))
+            .await
+        {
+            floor.record(call.elapsed().as_micros() as u64, response.get_ref());
+        }
+    }
+    let mut full_in_process = StageStats::new()?;
+    let mut depth3_in_process = StageStats::new()?;
+    match InProcess::new(&estate, &ids) {
+        Some(in_process) => {
+            for start in &starts {
+                in_process.time(start, 0, Explain::Via, &mut full_in_process);
+                in_process.time(start, 3, Explain::Paths, &mut depth3_in_process);
+            }
+        }
+        None => errors.add("the in-process impact index could not be built"),
+    }
     let desk_cpu_before_restart = desk_pid
         .as_deref()
         .map_or(0.0, |p| pid_cpu_seconds(p, false));
@@ -1474,6 +1644,9 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     full.json("impact_full", &mut result);
     depth3.json("impact_depth3", &mut result);
     full_paths.json("impact_full_paths", &mut result);
+    floor.json("impact_floor", &mut result);
+    full_in_process.json("impact_full_in_process", &mut result);
+    depth3_in_process.json("impact_depth3_in_process", &mut result);
     result.insert("impact_s".into(), json!(round(impact_s, 2)));
     result.insert("impact_errors".into(), json!(impact_errors));
     result.insert(

@@ -1228,48 +1228,7 @@ impl CmdbApi {
         let Some(graph) = graphs.get(&caller.tenant) else {
             return Err(CmdbError::NotFound("CI"));
         };
-        let result = graph
-            .impact(&query)
-            .map_err(|_| CmdbError::NotFound("CI"))?;
-        let region = &self.region;
-        let step = |s: &d::impact::PathStep| pb::PathStep {
-            source_id: ids::format_id(region, s.source),
-            r#type: convert::relationship_type_to_pb(s.relationship) as i32,
-            target_id: ids::format_id(region, s.target),
-        };
-        let node = |n: &d::ImpactedNode| {
-            let info = graph.node(n.id);
-            pb::ImpactedCi {
-                id: ids::format_id(region, n.id),
-                name: info.map(|i| i.name.clone()).unwrap_or_default(),
-                class: info.map(|i| i.class.clone()).unwrap_or_default(),
-                depth: n.depth,
-                path: n.via.iter().map(step).collect(),
-                reached_by: n.reached.as_ref().map_or(0, |(s, _)| {
-                    convert::relationship_type_to_pb(s.relationship) as i32
-                }),
-                reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
-                reached_as_source: n.reached.as_ref().is_some_and(|(s, _)| s.source == n.id),
-            }
-        };
-        let by_id: HashMap<Uuid, &d::ImpactedNode> =
-            result.nodes.iter().map(|n| (n.id, n)).collect();
-        Ok(pb::AnalyzeImpactResponse {
-            cis: result.nodes.iter().map(node).collect(),
-            business_services: result
-                .business_services
-                .iter()
-                .filter_map(|id| by_id.get(id).map(|n| node(n)))
-                .collect(),
-            truncated_by: match result.truncated {
-                Some(Truncation::Depth) => "depth".into(),
-                Some(Truncation::Nodes) => "nodes".into(),
-                None => String::new(),
-            },
-            max_depth,
-            max_nodes,
-            visited: result.visited,
-        })
+        impact_answer(graph, &self.region, &query).map_err(|_| CmdbError::NotFound("CI"))
     }
 
     // ---- imports ----
@@ -1978,6 +1937,54 @@ fn precedence_to_pb(precedence: &SourcePrecedence) -> pb::SourcePrecedence {
 }
 
 /// The built-in classes plus the tenant's own, read from the store.
+/// The answer to an impact query, as `AnalyzeImpact` sends it: the walk over `graph`, and each
+/// reported CI with its public id, name and class. Separate from the handler so that
+/// `desk-bench cmdb` can time the server's share of a query without the transport.
+pub fn impact_answer(
+    graph: &ImpactGraph,
+    region: &str,
+    query: &ImpactQuery,
+) -> Result<pb::AnalyzeImpactResponse, d::impact::GraphError> {
+    let result = graph.impact(query)?;
+    let step = |s: &d::impact::PathStep| pb::PathStep {
+        source_id: ids::format_id(region, s.source),
+        r#type: convert::relationship_type_to_pb(s.relationship) as i32,
+        target_id: ids::format_id(region, s.target),
+    };
+    let node = |n: &d::ImpactedNode| {
+        let info = graph.node_at(n.node);
+        pb::ImpactedCi {
+            id: ids::format_id(region, n.id),
+            name: info.name.clone(),
+            class: info.class.clone(),
+            depth: n.depth,
+            path: n.via.iter().map(step).collect(),
+            reached_by: n.reached.as_ref().map_or(0, |(s, _)| {
+                convert::relationship_type_to_pb(s.relationship) as i32
+            }),
+            reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
+            reached_as_source: n.reached.as_ref().is_some_and(|(s, _)| s.source == n.id),
+        }
+    };
+    let cis: Vec<pb::ImpactedCi> = result.nodes.iter().map(node).collect();
+    Ok(pb::AnalyzeImpactResponse {
+        business_services: result
+            .business_services
+            .iter()
+            .map(|&position| cis[position].clone())
+            .collect(),
+        cis,
+        truncated_by: match result.truncated {
+            Some(Truncation::Depth) => "depth".into(),
+            Some(Truncation::Nodes) => "nodes".into(),
+            None => String::new(),
+        },
+        max_depth: query.max_depth,
+        max_nodes: query.max_nodes,
+        visited: result.visited,
+    })
+}
+
 pub async fn tenant_catalog(store: &CmdbStore, tenant: &str) -> CmdbResult<ClassCatalog> {
     let corrupt = |e: String| crate::store::StoreError::Corrupt(e);
     let mut classes = Vec::new();
