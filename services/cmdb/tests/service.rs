@@ -124,6 +124,21 @@ fn action_name(value: i32) -> String {
 /// A stored relationship as `(source, type, target)`.
 type Edge = (String, i32, String);
 
+/// The business services of an answer: its `business_service_indexes` resolved into `cis`.
+/// Every index must point into `cis` at a business service.
+fn business_services(answer: &pb::AnalyzeImpactResponse) -> Vec<&pb::ImpactedCi> {
+    answer
+        .business_service_indexes
+        .iter()
+        .map(|&index| {
+            answer
+                .cis
+                .get(index as usize)
+                .unwrap_or_else(|| panic!("business service index {index} outside cis"))
+        })
+        .collect()
+}
+
 /// Checks every CI of an impact answer: depth 0 and no path for a start CI; otherwise a path of
 /// `depth` steps, each a stored relationship, that starts at a start CI and, crossing each step
 /// from one end to the other, chains to the CI itself. No CI is reported twice.
@@ -845,11 +860,11 @@ async fn impact_analysis_explains_every_ci_with_a_path_and_terminates_on_cycles(
     check_paths(&upstream, &[&shop.host.id], &shop.edges)?;
 
     // and the business service is named, with the path that explains it
-    let business: Vec<&pb::ImpactedCi> = upstream.business_services.iter().collect();
+    let business = business_services(&upstream);
     ensure!(
         business.len() == 1,
         "business services: {:?}",
-        upstream.business_services
+        upstream.business_service_indexes
     );
     assert_eq!(business[0].id, shop.business.id);
     assert_eq!(business[0].class, "business_service");
@@ -900,7 +915,7 @@ async fn impact_analysis_explains_every_ci_with_a_path_and_terminates_on_cycles(
     );
     assert_eq!(shallow.truncated_by, "depth");
     assert_eq!(shallow.max_depth, 1);
-    assert!(shallow.business_services.is_empty());
+    assert!(shallow.business_service_indexes.is_empty());
     check_paths(&shallow, &[&shop.host.id], &shop.edges)?;
 
     // and a node limit cuts it short too
@@ -2566,8 +2581,7 @@ async fn the_impact_index_is_rebuilt_from_the_database_at_start(
     let downstream = impact_request(&[&shop.business.id], ImpactDirection::Downstream);
     let before_up = desk.impact(&admin, upstream.clone()).await?;
     let before_down = desk.impact(&admin, downstream.clone()).await?;
-    let business_before: BTreeSet<String> = before_up
-        .business_services
+    let business_before: BTreeSet<String> = business_services(&before_up)
         .iter()
         .map(|b| b.name.clone())
         .collect();
@@ -2615,8 +2629,7 @@ async fn the_impact_index_is_rebuilt_from_the_database_at_start(
     check_paths(&after_down, &[&shop.business.id], &shop.edges)?;
 
     // and the business services reached are the same, tenant subclasses of business_service included
-    let business_after: BTreeSet<String> = after_up
-        .business_services
+    let business_after: BTreeSet<String> = business_services(&after_up)
         .iter()
         .map(|b| b.name.clone())
         .collect();

@@ -888,7 +888,7 @@ impl ImpactStats {
         self.visited += u64::from(response.visited);
         self.max_visited = self.max_visited.max(response.visited);
         self.reported += response.cis.len() as u64;
-        self.business_services += response.business_services.len() as u64;
+        self.business_services += response.business_service_indexes.len() as u64;
         self.response_bytes += response.encoded_len() as u64;
         if !response.truncated_by.is_empty() {
             *self

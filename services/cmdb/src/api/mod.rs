@@ -1951,29 +1951,26 @@ pub fn impact_answer(
         r#type: convert::relationship_type_to_pb(s.relationship) as i32,
         target_id: ids::format_id(region, s.target),
     };
-    let node = |n: &d::ImpactedNode| {
-        let info = graph.node_at(n.node);
-        pb::ImpactedCi {
-            id: ids::format_id(region, n.id),
-            name: info.name.clone(),
-            class: info.class.clone(),
-            depth: n.depth,
-            path: n.via.iter().map(step).collect(),
-            reached_by: n.reached.as_ref().map_or(0, |(s, _)| {
-                convert::relationship_type_to_pb(s.relationship) as i32
-            }),
-            reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
-            reached_as_source: n.reached.as_ref().is_some_and(|(s, _)| s.source == n.id),
-        }
+    let node = |n: &d::ImpactedNode| pb::ImpactedCi {
+        id: ids::format_id(region, n.id),
+        name: graph.name_at(n.node).to_owned(),
+        class: graph.class_at(n.node).to_owned(),
+        depth: n.depth,
+        path: n.via.iter().map(step).collect(),
+        reached_by: n.reached.as_ref().map_or(0, |(s, _)| {
+            convert::relationship_type_to_pb(s.relationship) as i32
+        }),
+        reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
+        reached_as_source: n.reached.as_ref().is_some_and(|(s, _)| s.source == n.id),
     };
-    let cis: Vec<pb::ImpactedCi> = result.nodes.iter().map(node).collect();
     Ok(pb::AnalyzeImpactResponse {
-        business_services: result
+        cis: result.nodes.iter().map(node).collect(),
+        // Positions in `cis`, which has far fewer than u32::MAX entries (MAX_NODES).
+        business_service_indexes: result
             .business_services
             .iter()
-            .map(|&position| cis[position].clone())
+            .map(|&position| position as u32)
             .collect(),
-        cis,
         truncated_by: match result.truncated {
             Some(Truncation::Depth) => "depth".into(),
             Some(Truncation::Nodes) => "nodes".into(),

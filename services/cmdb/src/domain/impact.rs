@@ -190,9 +190,81 @@ pub struct ImpactGraph {
     ids: Vec<Uuid>,
     retired: Vec<bool>,
     business: Vec<bool>,
+    labels: Labels,
     adjacent: Adjacency,
     edge_count: usize,
     scratch: ScratchPool,
+}
+
+/// CI names and classes as answers copy them: the names packed in one string in CI order, each
+/// class once. Copying a name out of its own heap allocation, and the class out of another,
+/// cost a cache miss each per reported CI, and a large closure reports thousands.
+#[derive(Debug, Clone, Default)]
+struct Labels {
+    text: String,
+    /// Per CI, its name's range in `text`.
+    names: Vec<(usize, usize)>,
+    /// Bytes of `text` no longer any CI's name (renames append).
+    stale: usize,
+    classes: Vec<String>,
+    class_index: HashMap<String, u32>,
+    /// Per CI, its class's position in `classes`.
+    class_of: Vec<u32>,
+}
+
+impl Labels {
+    fn push(&mut self, node: &ImpactNode) {
+        let start = self.text.len();
+        self.text.push_str(&node.name);
+        self.names.push((start, self.text.len()));
+        let class = self.intern(&node.class);
+        self.class_of.push(class);
+    }
+
+    fn set(&mut self, index: usize, node: &ImpactNode) {
+        if self.name(index) != node.name {
+            let (start, end) = self.names[index];
+            self.stale += end - start;
+            let start = self.text.len();
+            self.text.push_str(&node.name);
+            self.names[index] = (start, self.text.len());
+            if self.stale > self.text.len() / 2 {
+                self.compact();
+            }
+        }
+        self.class_of[index] = self.intern(&node.class);
+    }
+
+    fn intern(&mut self, class: &str) -> u32 {
+        if let Some(&index) = self.class_index.get(class) {
+            return index;
+        }
+        // Classes number far below u32::MAX: they are a tenant's catalog.
+        let index = self.classes.len() as u32;
+        self.classes.push(class.to_owned());
+        self.class_index.insert(class.to_owned(), index);
+        index
+    }
+
+    fn compact(&mut self) {
+        let mut text = String::with_capacity(self.text.len() - self.stale);
+        for span in &mut self.names {
+            let start = text.len();
+            text.push_str(&self.text[span.0..span.1]);
+            *span = (start, text.len());
+        }
+        self.text = text;
+        self.stale = 0;
+    }
+
+    fn name(&self, index: usize) -> &str {
+        let (start, end) = self.names[index];
+        &self.text[start..end]
+    }
+
+    fn class(&self, index: usize) -> &str {
+        &self.classes[self.class_of[index] as usize]
+    }
 }
 
 /// Every CI's relationship list. Most lists sit packed in one array, in CI order (`offsets`
@@ -486,6 +558,16 @@ impl ImpactGraph {
         &self.nodes[at.0 as usize]
     }
 
+    /// The name of a CI of an answer of this graph, read from where answers read it fast.
+    pub fn name_at(&self, at: NodeRef) -> &str {
+        self.labels.name(at.0 as usize)
+    }
+
+    /// The class of a CI of an answer of this graph, read from where answers read it fast.
+    pub fn class_at(&self, at: NodeRef) -> &str {
+        self.labels.class(at.0 as usize)
+    }
+
     pub fn contains_edge(&self, edge: &ImpactEdge) -> bool {
         self.ends(edge)
             .is_ok_and(|(source, target)| self.find_edge(source, edge.relationship, target))
@@ -504,6 +586,7 @@ impl ImpactGraph {
         self.ids.push(node.id);
         self.retired.push(node.status == CiStatus::Retired);
         self.business.push(node.business_service);
+        self.labels.push(&node);
         self.nodes.push(node);
         Ok(())
     }
@@ -513,6 +596,7 @@ impl ImpactGraph {
         let index = self.position(node.id)?;
         self.set_retired(index, node.status == CiStatus::Retired);
         self.business[index] = node.business_service;
+        self.labels.set(index, &node);
         self.nodes[index] = node;
         Ok(())
     }
@@ -1223,6 +1307,45 @@ mod tests {
             graph.update_node(node(99, "server")),
             Err(GraphError::UnknownCi { id: id(99) })
         );
+    }
+
+    #[test]
+    fn answers_read_the_latest_name_and_class_after_many_renames() {
+        let mut graph = shop();
+        let query = ImpactQuery {
+            start: vec![id(HOST)],
+            direction: Direction::Upstream,
+            max_depth: 1,
+            max_nodes: 10,
+            relationship_types: None,
+            include_paths: false,
+            include_via: false,
+        };
+        // Enough renames that the packed names are compacted several times over.
+        for round in 0..200 {
+            let mut renamed = node(
+                HOST,
+                if round % 2 == 0 {
+                    "server"
+                } else {
+                    "hypervisor"
+                },
+            );
+            renamed.name = format!("host-{round}-{}", "x".repeat(round % 7));
+            graph.update_node(renamed).expect("known");
+        }
+        let answer = graph.impact(&query).expect("known start");
+        let host = answer.nodes[0].node;
+        assert_eq!(
+            graph.name_at(host),
+            format!("host-199-{}", "x".repeat(199 % 7))
+        );
+        assert_eq!(graph.class_at(host), "hypervisor");
+        for reported in &answer.nodes[1..] {
+            let stored = graph.node(reported.id).expect("reported");
+            assert_eq!(graph.name_at(reported.node), stored.name);
+            assert_eq!(graph.class_at(reported.node), stored.class);
+        }
     }
 
     #[test]
