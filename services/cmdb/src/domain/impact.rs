@@ -100,7 +100,7 @@ pub struct PathStep {
 }
 
 /// A CI's place in the [`ImpactGraph`] that answered, to read what the graph knows about it
-/// ([`ImpactGraph::node_at`]) without a lookup by id.
+/// ([`ImpactGraph::name_at`], [`ImpactGraph::class_at`]) without a lookup by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeRef(u32);
 
@@ -551,11 +551,6 @@ impl ImpactGraph {
         self.index
             .get(&id)
             .map(|&index| &self.nodes[index as usize])
-    }
-
-    /// A CI of an answer of this graph.
-    pub fn node_at(&self, at: NodeRef) -> &ImpactNode {
-        &self.nodes[at.0 as usize]
     }
 
     /// The name of a CI of an answer of this graph, read from where answers read it fast.
@@ -1457,15 +1452,7 @@ mod tests {
         assert!(edges.iter().all(|stored| live.contains_edge(stored)));
         for start in [0, 1, 7, NODES / 2, NODES - 1] {
             for direction in [Direction::Upstream, Direction::Downstream, Direction::Both] {
-                let query = ImpactQuery {
-                    start: vec![id(start as u128)],
-                    direction,
-                    max_depth: u32::MAX,
-                    max_nodes: u32::MAX,
-                    relationship_types: None,
-                    include_paths: false,
-                    include_via: false,
-                };
+                let query = unlimited(start as u128, direction);
                 let from_live = live.impact(&query).expect("known start");
                 let from_built = built.impact(&query).expect("known start");
                 assert_eq!(
@@ -1548,6 +1535,39 @@ mod tests {
         })
     }
 
+    /// The graph `graph_strategy` describes: `count` servers, the given edges, some retired.
+    fn generated_graph(
+        count: usize,
+        edges: &[(usize, RelationshipType, usize)],
+        retired: &HashSet<usize>,
+    ) -> ImpactGraph {
+        ImpactGraph::build(
+            (0..count).map(|n| ImpactNode {
+                status: if retired.contains(&n) {
+                    CiStatus::Retired
+                } else {
+                    CiStatus::InUse
+                },
+                ..node(n as u128, "server")
+            }),
+            edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)),
+        )
+        .expect("valid")
+    }
+
+    /// A walk without limits or explanations from one CI.
+    fn unlimited(start: u128, direction: Direction) -> ImpactQuery {
+        ImpactQuery {
+            start: vec![id(start)],
+            direction,
+            max_depth: u32::MAX,
+            max_nodes: u32::MAX,
+            relationship_types: None,
+            include_paths: false,
+            include_via: false,
+        }
+    }
+
     fn graph_strategy()
     -> impl Strategy<Value = (usize, Vec<(usize, RelationshipType, usize)>, HashSet<usize>)> {
         (2_usize..25).prop_flat_map(|count| {
@@ -1583,13 +1603,7 @@ mod tests {
             max_depth in 0_u32..6,
             max_nodes in 0_u32..30,
         ) {
-            let graph = ImpactGraph::build(
-                (0..count).map(|n| ImpactNode {
-                    status: if retired.contains(&n) { CiStatus::Retired } else { CiStatus::InUse },
-                    ..node(n as u128, "server")
-                }),
-                edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)),
-            ).expect("valid");
+            let graph = generated_graph(count, &edges, &retired);
             let stored: HashSet<ImpactEdge> =
                 edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)).collect();
             let start: Vec<Uuid> = starts.iter().map(|s| id((s % count) as u128)).collect();
@@ -1633,22 +1647,8 @@ mod tests {
             direction in direction_strategy(),
         ) {
             let start = start % count;
-            let graph = ImpactGraph::build(
-                (0..count).map(|n| ImpactNode {
-                    status: if retired.contains(&n) { CiStatus::Retired } else { CiStatus::InUse },
-                    ..node(n as u128, "server")
-                }),
-                edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)),
-            ).expect("valid");
-            let result = graph.impact(&ImpactQuery {
-                start: vec![id(start as u128)],
-                direction,
-                max_depth: u32::MAX,
-                max_nodes: u32::MAX,
-                relationship_types: None,
-                include_paths: false,
-                include_via: false,
-            }).expect("known start");
+            let graph = generated_graph(count, &edges, &retired);
+            let result = graph.impact(&unlimited(start as u128, direction)).expect("known start");
             let expected: HashMap<Uuid, u32> =
                 reference_depths(count, &edges, &retired, start, direction)
                     .into_iter()
@@ -1667,13 +1667,7 @@ mod tests {
             ),
         ) {
             // Walks reuse their working memory (`Scratch`); whatever ran before must not show.
-            let graph = ImpactGraph::build(
-                (0..count).map(|n| ImpactNode {
-                    status: if retired.contains(&n) { CiStatus::Retired } else { CiStatus::InUse },
-                    ..node(n as u128, "server")
-                }),
-                edges.iter().map(|&(s, r, t)| edge(s as u128, r, t as u128)),
-            ).expect("valid");
+            let graph = generated_graph(count, &edges, &retired);
             for (start, direction, max_depth, max_nodes, via) in queries {
                 let query = ImpactQuery {
                     start: vec![id((start % count) as u128)],
