@@ -19,7 +19,8 @@
 //!    closure (`max_depth` 0, the service maximum) and depth 3, both explained compactly
 //!    (`include_via`; `impact_full_*` and `impact_depth3_*`), depth 3 with whole paths
 //!    (`impact_depth3_paths_*`), and on a tenth of the starts the full closure with whole paths
-//!    (`impact_full_paths_*`); then a one-CI answer (`impact_floor_*`: what a call itself
+//!    (`impact_full_paths_*`), and downstream the full closure from random CIs of the upper
+//!    layers (`impact_full_downstream_*`); then a one-CI answer (`impact_floor_*`: what a call itself
 //!    costs); then the desk's share of the same queries in this process (`*_in_process_*`:
 //!    walk, answer building, encoding, and a client's decoding), to tell it apart from transport;
 //! 4. stops the desk with SIGTERM, starts it again on the same database and NATS, and reports how
@@ -68,6 +69,8 @@ const MAX_DECODING: usize = 64 * 1024 * 1024;
 const CLIENT_STREAM_WINDOW: u32 = 8 * 1024 * 1024;
 /// The largest HTTP/2 frame the client accepts (the default is 16 KiB).
 const CLIENT_MAX_FRAME: u32 = 1024 * 1024;
+const UP: pb::ImpactDirection = pb::ImpactDirection::Upstream;
+const DOWN: pb::ImpactDirection = pb::ImpactDirection::Downstream;
 /// Untimed impact calls of each kind made before the timed ones.
 const IMPACT_WARM_UP: usize = 50;
 const SOURCE: &str = "bench-discovery";
@@ -103,9 +106,14 @@ pub struct CmdbArgs {
     /// Database connections of the desk.
     #[arg(long, default_value_t = 48)]
     max_connections: u32,
+    /// Worker threads of the desk's runtime (`TOKIO_WORKER_THREADS`; 0: one per core, the
+    /// desk's default). This client and PostgreSQL share the machine's cores with the desk: on
+    /// two cores, one worker and two gave the same impact latencies within the noise between runs.
+    #[arg(long, default_value_t = 0)]
+    desk_workers: usize,
     /// Also write one line per timed impact call to this file: microseconds since the first
     /// one, max_depth, explanation (Via or Paths), latency in microseconds, CIs, answer bytes,
-    /// CIs visited. For reading a tail: which calls were slow, and what came before them.
+    /// CIs visited, direction. For reading a tail: which calls were slow, and what came before them.
     #[arg(long)]
     trace_impact: Option<PathBuf>,
     /// Print the result as one JSON object (the output is JSON either way).
@@ -951,10 +959,15 @@ enum Explain {
     Paths,
 }
 
-fn impact_request(id: &str, max_depth: u32, explain: Explain) -> pb::AnalyzeImpactRequest {
+fn impact_request(
+    id: &str,
+    direction: pb::ImpactDirection,
+    max_depth: u32,
+    explain: Explain,
+) -> pb::AnalyzeImpactRequest {
     pb::AnalyzeImpactRequest {
         ci_ids: vec![id.to_owned()],
-        direction: pb::ImpactDirection::Upstream as i32,
+        direction: direction as i32,
         max_depth,
         max_nodes: 0,
         relationship_types: Vec::new(),
@@ -1049,13 +1062,20 @@ impl InProcess {
         })
     }
 
-    fn time(&self, start: &str, max_depth: u32, explain: Explain, stats: &mut StageStats) {
+    fn time(
+        &self,
+        start: &str,
+        direction: Direction,
+        max_depth: u32,
+        explain: Explain,
+        stats: &mut StageStats,
+    ) {
         let Some(start) = desk_kit::ids::parse_id(start) else {
             return;
         };
         let query = ImpactQuery {
             start: vec![start.uuid],
-            direction: Direction::Upstream,
+            direction,
             max_depth: if max_depth == 0 {
                 desk_cmdb::api::MAX_DEPTH
             } else {
@@ -1205,7 +1225,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let cluster = desk_testkit::start_cluster(false).await?;
     let database_url = cluster.create_database("bench").await?;
     let postmaster = postmaster_pid(&cluster);
-    let launch = DeskLaunch::new(
+    let mut launch = DeskLaunch::new(
         "cmdb",
         database_url.clone(),
         nats.url(),
@@ -1213,6 +1233,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         // The rebuild time is logged at INFO by the CMDB.
         "warn,desk_cmdb=info",
     )?;
+    launch.worker_threads = (args.desk_workers > 0).then_some(args.desk_workers);
     let token: MetadataValue<Ascii> = format!(
         "Bearer {}",
         dev_token(
@@ -1406,21 +1427,37 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     // its HTTP/2 windows yet: the first calls page all that in. They are made on other starts
     // and not timed, as a desk that has been serving would be.
     let warm_up: Vec<&str> = (0..IMPACT_WARM_UP).map(|_| rng.pick(&lower)).collect();
-    // The full closure and depth 3 explained compactly (`include_via`, the form for large
-    // answers; the targets of the issue are read on these), depth 3 with whole paths, and, on a
-    // tenth of the starts, the full closure with whole paths, to show what repeating every path
-    // costs.
+    // Downstream closures start from the services and applications: what they depend on.
+    let upper: Vec<&str> = (0..estate.items.len())
+        .filter(|&i| !estate.layer_of[i].is_lower())
+        .filter_map(|i| ids[i].as_deref())
+        .collect();
+    anyhow::ensure!(!upper.is_empty(), "no CI of the upper layers was imported");
+    let down_starts: Vec<&str> = (0..args.impact_queries).map(|_| rng.pick(&upper)).collect();
+    // Upstream, the full closure and depth 3 explained compactly (`include_via`, the form for
+    // large answers; the targets of the issue are read on these), depth 3 with whole paths,
+    // and, on a tenth of the starts, the full closure with whole paths, to show what repeating
+    // every path costs; downstream, the full closure explained compactly.
     let mut full = ImpactStats::new()?;
+    let mut full_down = ImpactStats::new()?;
     let mut depth3 = ImpactStats::new()?;
     let mut depth3_paths = ImpactStats::new()?;
     let mut full_paths = ImpactStats::new()?;
     let mut impact_errors: HashMap<String, u64> = HashMap::new();
     let mut visited_before: Vec<(String, u32)> = Vec::new();
     let mut impact_client = client.clone();
-    for start in &warm_up {
-        for (max_depth, explain) in [(0, Explain::Via), (3, Explain::Paths)] {
+    for (n, start) in warm_up.iter().enumerate() {
+        let down = down_starts[n % down_starts.len()];
+        for (start, direction, max_depth, explain) in [
+            (*start, UP, 0, Explain::Via),
+            (*start, UP, 3, Explain::Paths),
+            (down, DOWN, 0, Explain::Via),
+        ] {
             let _ = impact_client
-                .analyze_impact(request(impact_request(start, max_depth, explain), &token))
+                .analyze_impact(request(
+                    impact_request(start, direction, max_depth, explain),
+                    &token,
+                ))
                 .await;
         }
     }
@@ -1435,17 +1472,21 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let impact_started = Instant::now();
     for (n, start) in starts.iter().enumerate() {
         let mut kinds = vec![
-            (0, Explain::Via, &mut full),
-            (3, Explain::Via, &mut depth3),
-            (3, Explain::Paths, &mut depth3_paths),
+            (*start, UP, 0, Explain::Via, &mut full),
+            (*start, UP, 3, Explain::Via, &mut depth3),
+            (*start, UP, 3, Explain::Paths, &mut depth3_paths),
+            (down_starts[n], DOWN, 0, Explain::Via, &mut full_down),
         ];
         if n % 10 == 0 {
-            kinds.push((0, Explain::Paths, &mut full_paths));
+            kinds.push((*start, UP, 0, Explain::Paths, &mut full_paths));
         }
-        for (max_depth, explain, stats) in kinds {
+        for (start, direction, max_depth, explain, stats) in kinds {
             let call = Instant::now();
             match impact_client
-                .analyze_impact(request(impact_request(start, max_depth, explain), &token))
+                .analyze_impact(request(
+                    impact_request(start, direction, max_depth, explain),
+                    &token,
+                ))
                 .await
             {
                 Ok(response) => {
@@ -1455,15 +1496,15 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
                         use std::io::Write as _;
                         writeln!(
                             trace,
-                            "{} {max_depth} {explain:?} {micros} {} {} {}",
+                            "{} {max_depth} {explain:?} {micros} {} {} {} {direction:?}",
                             impact_started.elapsed().as_micros(),
                             response.cis.len(),
                             response.encoded_len(),
                             response.visited
                         )?;
                     }
-                    if max_depth == 0 && explain == Explain::Via && n < 20 {
-                        visited_before.push(((*start).to_owned(), response.visited));
+                    if direction == UP && max_depth == 0 && explain == Explain::Via && n < 20 {
+                        visited_before.push((start.to_owned(), response.visited));
                     }
                     stats.record(micros, &response);
                 }
@@ -1498,7 +1539,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         };
         let call = Instant::now();
         if let Ok(response) = impact_client
-            .analyze_impact(request(impact_request(start, 1, Explain::Via), &token))
+            .analyze_impact(request(impact_request(start, UP, 1, Explain::Via), &token))
             .await
         {
             floor.record(call.elapsed().as_micros() as u64, response.get_ref());
@@ -1507,13 +1548,19 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let mut full_in_process = StageStats::new()?;
     let mut depth3_in_process = StageStats::new()?;
     let mut depth3_paths_in_process = StageStats::new()?;
+    let mut full_down_in_process = StageStats::new()?;
     match InProcess::new(&estate, &ids) {
         Some(in_process) => {
             eprintln!("desk-bench cmdb: timing the desk's share in process");
             for start in &starts {
-                in_process.time(start, 0, Explain::Via, &mut full_in_process);
-                in_process.time(start, 3, Explain::Via, &mut depth3_in_process);
-                in_process.time(start, 3, Explain::Paths, &mut depth3_paths_in_process);
+                let up = Direction::Upstream;
+                in_process.time(start, up, 0, Explain::Via, &mut full_in_process);
+                in_process.time(start, up, 3, Explain::Via, &mut depth3_in_process);
+                in_process.time(start, up, 3, Explain::Paths, &mut depth3_paths_in_process);
+            }
+            for start in &down_starts {
+                let down = Direction::Downstream;
+                in_process.time(start, down, 0, Explain::Via, &mut full_down_in_process);
             }
         }
         None => errors.add("the in-process impact index could not be built"),
@@ -1555,7 +1602,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     for start in &starts {
         let call = Instant::now();
         if let Ok(response) = restarted
-            .analyze_impact(request(impact_request(start, 0, Explain::Via), &token))
+            .analyze_impact(request(impact_request(start, UP, 0, Explain::Via), &token))
             .await
         {
             after_restart.record(call.elapsed().as_micros() as u64, response.get_ref());
@@ -1565,7 +1612,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let mut restart_mismatches = 0;
     for (start, visited) in &visited_before {
         match restarted
-            .analyze_impact(request(impact_request(start, 0, Explain::Via), &token))
+            .analyze_impact(request(impact_request(start, UP, 0, Explain::Via), &token))
             .await
         {
             Ok(response) if response.get_ref().visited == *visited => {}
@@ -1708,6 +1755,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     result.insert("impact_queries".into(), json!(args.impact_queries));
     full.json("impact_full", &mut result);
     depth3.json("impact_depth3", &mut result);
+    full_down.json("impact_full_downstream", &mut result);
     depth3_paths.json("impact_depth3_paths", &mut result);
     full_paths.json("impact_full_paths", &mut result);
     floor.json("impact_floor", &mut result);
@@ -1715,6 +1763,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     full_in_process.json("impact_full_in_process", &mut result);
     depth3_in_process.json("impact_depth3_in_process", &mut result);
     depth3_paths_in_process.json("impact_depth3_paths_in_process", &mut result);
+    full_down_in_process.json("impact_full_downstream_in_process", &mut result);
     result.insert("impact_s".into(), json!(round(impact_s, 2)));
     result.insert("impact_errors".into(), json!(impact_errors));
     result.insert(
@@ -1747,6 +1796,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         json!(round(outbox_drain_s, 2)),
     );
     result.insert("vacuum_before_impact_s".into(), json!(round(vacuum_s, 2)));
+    result.insert("desk_worker_threads".into(), json!(args.desk_workers));
     result.insert(
         "checkpoint_before_impact_s".into(),
         json!(round(checkpoint_s, 2)),
