@@ -226,8 +226,6 @@ pub(crate) struct DeskLaunch {
     pub secret: String,
     pub max_connections: u32,
     pub rust_log: String,
-    /// The desk's tokio worker threads (`TOKIO_WORKER_THREADS`); `None` for one per core.
-    pub worker_threads: Option<usize>,
 }
 
 impl DeskLaunch {
@@ -255,18 +253,13 @@ impl DeskLaunch {
             ),
             max_connections,
             rust_log: rust_log.to_owned(),
-            worker_threads: None,
         })
     }
 
     /// Starts the process, its stdout (where the JSON log goes) and stderr going to `log`.
     pub fn spawn(&self, log: &std::path::Path) -> anyhow::Result<tokio::process::Child> {
         let log = std::fs::File::create(log)?;
-        let mut command = tokio::process::Command::new(&self.binary);
-        if let Some(threads) = self.worker_threads {
-            command.env("TOKIO_WORKER_THREADS", threads.to_string());
-        }
-        command
+        tokio::process::Command::new(&self.binary)
             .args([
                 "serve",
                 "--target",

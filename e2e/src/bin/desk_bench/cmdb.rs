@@ -32,7 +32,9 @@
 //! The client runs on one thread (`main` builds a current-thread runtime for this command): the
 //! calls are sequential, and on a two-core machine a multi-threaded client put two more threads
 //! in the desk's way and a cross-thread hand-off into every call (depth-3 p50 0.42 → 0.27 ms and
-//! full-closure p99 16–22 → 10–19 ms when it went).
+//! full-closure p99 16–22 → 10–19 ms when it went). The desk inherits this process's
+//! environment, so `TOKIO_WORKER_THREADS=N desk-bench cmdb …` sets the desk's worker threads
+//! (one and two gave the same impact latencies on two cores, within the noise between runs).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -106,11 +108,6 @@ pub struct CmdbArgs {
     /// Database connections of the desk.
     #[arg(long, default_value_t = 48)]
     max_connections: u32,
-    /// Worker threads of the desk's runtime (`TOKIO_WORKER_THREADS`; 0: one per core, the
-    /// desk's default). This client and PostgreSQL share the machine's cores with the desk: on
-    /// two cores, one worker and two gave the same impact latencies within the noise between runs.
-    #[arg(long, default_value_t = 0)]
-    desk_workers: usize,
     /// Also write one line per timed impact call to this file: microseconds since the first
     /// one, max_depth, explanation (Via or Paths), latency in microseconds, CIs, answer bytes,
     /// CIs visited, direction. For reading a tail: which calls were slow, and what came before them.
@@ -1065,7 +1062,7 @@ impl InProcess {
     fn time(
         &self,
         start: &str,
-        direction: Direction,
+        direction: pb::ImpactDirection,
         max_depth: u32,
         explain: Explain,
         stats: &mut StageStats,
@@ -1075,7 +1072,11 @@ impl InProcess {
         };
         let query = ImpactQuery {
             start: vec![start.uuid],
-            direction,
+            direction: match direction {
+                UP => Direction::Upstream,
+                DOWN => Direction::Downstream,
+                _ => Direction::Both,
+            },
             max_depth: if max_depth == 0 {
                 desk_cmdb::api::MAX_DEPTH
             } else {
@@ -1225,7 +1226,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let cluster = desk_testkit::start_cluster(false).await?;
     let database_url = cluster.create_database("bench").await?;
     let postmaster = postmaster_pid(&cluster);
-    let mut launch = DeskLaunch::new(
+    let launch = DeskLaunch::new(
         "cmdb",
         database_url.clone(),
         nats.url(),
@@ -1233,7 +1234,6 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         // The rebuild time is logged at INFO by the CMDB.
         "warn,desk_cmdb=info",
     )?;
-    launch.worker_threads = (args.desk_workers > 0).then_some(args.desk_workers);
     let token: MetadataValue<Ascii> = format!(
         "Bearer {}",
         dev_token(
@@ -1450,6 +1450,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         let down = down_starts[n % down_starts.len()];
         for (start, direction, max_depth, explain) in [
             (*start, UP, 0, Explain::Via),
+            (*start, UP, 3, Explain::Via),
             (*start, UP, 3, Explain::Paths),
             (down, DOWN, 0, Explain::Via),
         ] {
@@ -1553,14 +1554,12 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         Some(in_process) => {
             eprintln!("desk-bench cmdb: timing the desk's share in process");
             for start in &starts {
-                let up = Direction::Upstream;
-                in_process.time(start, up, 0, Explain::Via, &mut full_in_process);
-                in_process.time(start, up, 3, Explain::Via, &mut depth3_in_process);
-                in_process.time(start, up, 3, Explain::Paths, &mut depth3_paths_in_process);
+                in_process.time(start, UP, 0, Explain::Via, &mut full_in_process);
+                in_process.time(start, UP, 3, Explain::Via, &mut depth3_in_process);
+                in_process.time(start, UP, 3, Explain::Paths, &mut depth3_paths_in_process);
             }
             for start in &down_starts {
-                let down = Direction::Downstream;
-                in_process.time(start, down, 0, Explain::Via, &mut full_down_in_process);
+                in_process.time(start, DOWN, 0, Explain::Via, &mut full_down_in_process);
             }
         }
         None => errors.add("the in-process impact index could not be built"),
@@ -1796,7 +1795,6 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         json!(round(outbox_drain_s, 2)),
     );
     result.insert("vacuum_before_impact_s".into(), json!(round(vacuum_s, 2)));
-    result.insert("desk_worker_threads".into(), json!(args.desk_workers));
     result.insert(
         "checkpoint_before_impact_s".into(),
         json!(round(checkpoint_s, 2)),
