@@ -1,11 +1,45 @@
 //! Compiles proto/desk/**/*.proto once for the whole workspace, with the vendored protoc so a fresh
 //! machine needs no protobuf-compiler package, and writes the descriptor set reflection serves.
+//!
+//! The server stubs of the methods in [`PRE_ENCODED`] return a hand-written type instead of the
+//! generated response message; clients still decode the generated one. See `EncodedResponse`
+//! in `src/lib.rs` for why.
 
 use std::path::PathBuf;
 
+/// `(service, method, Rust type)`: the server's trait method returns the Rust type, which sends
+/// the method's response message already encoded.
+const PRE_ENCODED: &[(&str, &str, &str)] = &[(
+    "CmdbService",
+    "AnalyzeImpact",
+    "crate::cmdb::v1::EncodedAnalyzeImpactResponse",
+)];
+
+/// tonic's generator, run once for the clients as they are and once for the servers with the
+/// response types of [`PRE_ENCODED`] swapped.
+struct Services {
+    clients: Box<dyn prost_build::ServiceGenerator>,
+    servers: Box<dyn prost_build::ServiceGenerator>,
+}
+
+impl prost_build::ServiceGenerator for Services {
+    fn generate(&mut self, mut service: prost_build::Service, buf: &mut String) {
+        self.clients.generate(service.clone(), buf);
+        for method in &mut service.methods {
+            if let Some((_, _, rust_type)) = PRE_ENCODED
+                .iter()
+                .find(|(s, m, _)| *s == service.proto_name && *m == method.proto_name)
+            {
+                method.output_type = (*rust_type).to_owned();
+            }
+        }
+        self.servers.generate(service, buf);
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    // Build scripts are single-threaded, so setting the variable is sound; tonic-prost-build reads it.
+    // Build scripts are single-threaded, so setting the variable is sound; prost-build reads it.
     unsafe { std::env::set_var("PROTOC", protoc) };
     let include = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -19,8 +53,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
-    tonic_prost_build::configure()
+    let mut config = prost_build::Config::new();
+    // What tonic_prost_build::compile_protos sets besides the service generator.
+    config
+        .out_dir(&out_dir)
+        .type_attribute(".", "#[allow(clippy::all)]")
         .file_descriptor_set_path(out_dir.join("desk_descriptor.bin"))
-        .compile_protos(&protos.map(PathBuf::from), &[PathBuf::from("."), include])?;
+        .service_generator(Box::new(Services {
+            clients: tonic_prost_build::configure()
+                .build_server(false)
+                .service_generator(),
+            servers: tonic_prost_build::configure()
+                .build_client(false)
+                .service_generator(),
+        }));
+    config.compile_protos(&protos.map(PathBuf::from), &[PathBuf::from("."), include])?;
     Ok(())
 }

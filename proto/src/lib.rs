@@ -4,12 +4,17 @@
 //! - `desk/<area>/v1/*.proto` beside this crate are the source of truth (Buf STANDARD lint).
 //! - [`common::v1`], [`tickets::v1`], [`cmdb::v1`]: generated messages, clients and servers.
 //! - [`FILE_DESCRIPTOR_SET`]: every file's descriptor, for gRPC server reflection.
+//! - [`Encoded`]: what a server stub returns for a method whose answer the server writes
+//!   straight in wire format (`PRE_ENCODED` in `build.rs`; today `CmdbService.AnalyzeImpact`).
 
 #![allow(clippy::all, clippy::pedantic)]
 
 /// Every desk proto file plus the well-known types they import, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/desk_descriptor.bin"));
+
+mod encoded;
+pub use encoded::Encoded;
 
 pub mod common {
     pub mod v1 {
@@ -20,6 +25,9 @@ pub mod common {
 pub mod cmdb {
     pub mod v1 {
         tonic::include_proto!("desk.cmdb.v1");
+
+        /// What `CmdbService.AnalyzeImpact`'s server returns; see [`crate::Encoded`].
+        pub type EncodedAnalyzeImpactResponse = crate::Encoded<AnalyzeImpactResponse>;
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod error;
+mod impact_answer;
 mod lookup;
 
 use std::{
@@ -22,6 +23,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 pub use error::CmdbError;
+pub use impact_answer::encode_impact_answer;
 
 use crate::{
     domain::{
@@ -30,7 +32,7 @@ use crate::{
         ItemAction, NewCi, Provenance, RelationshipAction, SourcePrecedence, ValidationMode,
         Violations, check_relationship,
         identification::PlannedEnd,
-        impact::{Direction, ImpactEdge, ImpactNode, ImpactQuery, Truncation},
+        impact::{Direction, ImpactEdge, ImpactNode, ImpactQuery},
         validate_attributes,
     },
     events::Fact,
@@ -1172,7 +1174,7 @@ impl CmdbApi {
         &self,
         caller: &Caller,
         request: pb::AnalyzeImpactRequest,
-    ) -> CmdbResult<pb::AnalyzeImpactResponse> {
+    ) -> CmdbResult<pb::EncodedAnalyzeImpactResponse> {
         Self::require_read(caller)?;
         let mut violations = Violations::new();
         if request.ci_ids.is_empty() || request.ci_ids.len() > 100 {
@@ -1228,7 +1230,7 @@ impl CmdbApi {
         let Some(graph) = graphs.get(&caller.tenant) else {
             return Err(CmdbError::NotFound("CI"));
         };
-        impact_answer(graph, &self.region, &query).map_err(|_| CmdbError::NotFound("CI"))
+        encode_impact_answer(graph, &self.region, &query).map_err(|_| CmdbError::NotFound("CI"))
     }
 
     // ---- imports ----
@@ -1937,51 +1939,6 @@ fn precedence_to_pb(precedence: &SourcePrecedence) -> pb::SourcePrecedence {
 }
 
 /// The built-in classes plus the tenant's own, read from the store.
-/// The answer to an impact query, as `AnalyzeImpact` sends it: the walk over `graph`, and each
-/// reported CI with its public id, name and class. Separate from the handler so that
-/// `desk-bench cmdb` can time the server's share of a query without the transport.
-pub fn impact_answer(
-    graph: &ImpactGraph,
-    region: &str,
-    query: &ImpactQuery,
-) -> Result<pb::AnalyzeImpactResponse, d::impact::GraphError> {
-    let result = graph.impact(query)?;
-    let step = |s: &d::impact::PathStep| pb::PathStep {
-        source_id: ids::format_id(region, s.source),
-        r#type: convert::relationship_type_to_pb(s.relationship) as i32,
-        target_id: ids::format_id(region, s.target),
-    };
-    let node = |n: &d::ImpactedNode| pb::ImpactedCi {
-        id: ids::format_id(region, n.id),
-        name: graph.name_at(n.node).to_owned(),
-        class: graph.class_at(n.node).to_owned(),
-        depth: n.depth,
-        path: n.via.iter().map(step).collect(),
-        reached_by: n.reached.as_ref().map_or(0, |(s, _)| {
-            convert::relationship_type_to_pb(s.relationship) as i32
-        }),
-        reached_from: n.reached.as_ref().map(|&(_, from)| from as u32),
-        reached_as_source: n.reached.as_ref().is_some_and(|(s, _)| s.source == n.id),
-    };
-    Ok(pb::AnalyzeImpactResponse {
-        cis: result.nodes.iter().map(node).collect(),
-        // Positions in `cis`, which has far fewer than u32::MAX entries (MAX_NODES).
-        business_service_indexes: result
-            .business_services
-            .iter()
-            .map(|&position| position as u32)
-            .collect(),
-        truncated_by: match result.truncated {
-            Some(Truncation::Depth) => "depth".into(),
-            Some(Truncation::Nodes) => "nodes".into(),
-            None => String::new(),
-        },
-        max_depth: query.max_depth,
-        max_nodes: query.max_nodes,
-        visited: result.visited,
-    })
-}
-
 pub async fn tenant_catalog(store: &CmdbStore, tenant: &str) -> CmdbResult<ClassCatalog> {
     let corrupt = |e: String| crate::store::StoreError::Corrupt(e);
     let mut classes = Vec::new();
@@ -2164,7 +2121,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
     async fn analyze_impact(
         &self,
         request: Request<pb::AnalyzeImpactRequest>,
-    ) -> Result<Response<pb::AnalyzeImpactResponse>, Status> {
+    ) -> Result<Response<pb::EncodedAnalyzeImpactResponse>, Status> {
         let caller = caller_of(&request)?;
         reply(CmdbApi::analyze_impact(self, &caller, request.into_inner()))
     }

@@ -563,6 +563,14 @@ impl ImpactGraph {
         self.labels.class(at.0 as usize)
     }
 
+    pub fn id_at(&self, at: NodeRef) -> Uuid {
+        self.ids[at.0 as usize]
+    }
+
+    pub fn is_business_service_at(&self, at: NodeRef) -> bool {
+        self.business[at.0 as usize]
+    }
+
     pub fn contains_edge(&self, edge: &ImpactEdge) -> bool {
         self.ends(edge)
             .is_ok_and(|(source, target)| self.find_edge(source, edge.relationship, target))
@@ -685,6 +693,17 @@ impl ImpactGraph {
     /// Walks the graph from `query.start`; see the module docs. Unknown start CIs are an error,
     /// so a typo is not mistaken for "no impact".
     pub fn impact(&self, query: &ImpactQuery) -> Result<ImpactResult, GraphError> {
+        self.impact_with(query, |walked| walked.to_result())
+    }
+
+    /// Walks like [`ImpactGraph::impact`] and lets `read` read the walk where it lies, before
+    /// the walk's memory goes back to the pool: an answer written straight from it copies each
+    /// reported CI once, instead of into an [`ImpactResult`] and then into the answer.
+    pub fn impact_with<R>(
+        &self,
+        query: &ImpactQuery,
+        read: impl FnOnce(&Walked<'_>) -> R,
+    ) -> Result<R, GraphError> {
         let mut starts: Vec<u32> = Vec::with_capacity(query.start.len());
         for id in &query.start {
             let index = self.position(*id)? as u32;
@@ -693,12 +712,28 @@ impl ImpactGraph {
             }
         }
         let mut scratch = self.scratch.take();
-        let result = self.walk(query, &starts, &mut scratch);
+        let (phases, truncated, visited) = self.walk(query, &starts, &mut scratch);
+        let read = read(&Walked {
+            graph: self,
+            scratch: &scratch,
+            phases,
+            include_paths: query.include_paths,
+            include_via: query.include_via,
+            truncated,
+            visited,
+        });
         self.scratch.give_back(scratch);
-        Ok(result)
+        Ok(read)
     }
 
-    fn walk(&self, query: &ImpactQuery, starts: &[u32], scratch: &mut Scratch) -> ImpactResult {
+    /// The breadth-first walk itself, leaving the reported CIs in `scratch.found`: returns the
+    /// number of phases (walk directions), why it stopped short if it did, and the CIs visited.
+    fn walk(
+        &self,
+        query: &ImpactQuery,
+        starts: &[u32],
+        scratch: &mut Scratch,
+    ) -> (usize, Option<Truncation>, u32) {
         let types = query.relationship_types.as_ref().map_or(u8::MAX, |types| {
             types
                 .iter()
@@ -776,50 +811,7 @@ impl ImpactGraph {
         scratch.frontier = frontier;
         scratch.next = next;
 
-        let explain = query.include_paths || query.include_via;
-        let nodes: Vec<ImpactedNode> = scratch
-            .found
-            .iter()
-            .map(|&(state, depth)| {
-                // The CI it came from is reported by the state it came through, except when a
-                // walk in both directions passes through a CI reported by the other direction:
-                // chaining there would mix the directions, so that CI gets its whole path.
-                let reached = if query.include_via {
-                    self.last_step(state, phases, scratch)
-                        .and_then(|(step, from)| {
-                            let index = scratch.states[from as usize].order;
-                            (index != NOT_REPORTED).then_some((step, index as usize))
-                        })
-                } else {
-                    None
-                };
-                let whole_path = query.include_paths || (query.include_via && reached.is_none());
-                let node = state / phases as u32;
-                ImpactedNode {
-                    id: self.ids[node as usize],
-                    node: NodeRef(node),
-                    depth,
-                    via: if explain && whole_path {
-                        self.path(state, depth, phases, scratch)
-                    } else {
-                        Vec::new()
-                    },
-                    reached,
-                }
-            })
-            .collect();
-        let business_services = nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, reported)| self.business[reported.node.0 as usize])
-            .map(|(position, _)| position)
-            .collect();
-        ImpactResult {
-            nodes,
-            business_services,
-            truncated,
-            visited,
-        }
+        (phases, truncated, visited)
     }
 
     /// Whether a CI not yet reported lies one step beyond `frontier`: the depth limit cut
@@ -879,6 +871,144 @@ impl ImpactGraph {
             },
             previous,
         ))
+    }
+}
+
+/// A finished walk, read where it lies (see [`ImpactGraph::impact_with`]): the CIs it reported,
+/// start CIs first, then in breadth-first order, as [`ImpactResult::nodes`] holds them.
+pub struct Walked<'a> {
+    graph: &'a ImpactGraph,
+    scratch: &'a Scratch,
+    phases: usize,
+    include_paths: bool,
+    include_via: bool,
+    truncated: Option<Truncation>,
+    visited: u32,
+}
+
+/// One reported CI of a [`Walked`], without copies: what an answer reads of it through the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    pub node: NodeRef,
+    pub depth: u32,
+    /// What [`ImpactedNode::reached`] says, without the ids: the type of the step that reached
+    /// the CI, the position of the CI it came from, and whether this CI is the step's source.
+    pub reached: Option<ReachedBy>,
+    /// Whether the whole path explains it ([`ImpactedNode::via`]): always with `include_paths`,
+    /// and with `include_via` where `reached` cannot (see there).
+    pub whole_path: bool,
+    state: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReachedBy {
+    pub relationship: RelationshipType,
+    /// A position among the reported CIs, always an earlier one.
+    pub from: u32,
+    pub as_source: bool,
+}
+
+impl Walked<'_> {
+    pub fn len(&self) -> usize {
+        self.scratch.found.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scratch.found.is_empty()
+    }
+
+    pub fn truncated(&self) -> Option<Truncation> {
+        self.truncated
+    }
+
+    pub fn visited(&self) -> u32 {
+        self.visited
+    }
+
+    /// The reported CIs in order.
+    pub fn reported(&self) -> impl ExactSizeIterator<Item = Reported> + '_ {
+        self.scratch.found.iter().map(|&(state, depth)| {
+            // The CI it came from is reported by the state it came through, except when a walk
+            // in both directions passes through a CI reported by the other direction: chaining
+            // there would mix the directions, so that CI gets its whole path.
+            let reached = if self.include_via {
+                let slot = self.scratch.states[state as usize];
+                (slot.parent != START)
+                    .then(|| self.scratch.states[slot.parent as usize].order)
+                    .filter(|&from| from != NOT_REPORTED)
+                    .map(|from| ReachedBy {
+                        relationship: type_of(slot.kind),
+                        from,
+                        // OUTGOING: the CI it came from is the relationship's source.
+                        as_source: slot.kind & OUTGOING == 0,
+                    })
+            } else {
+                None
+            };
+            Reported {
+                node: NodeRef(state / self.phases as u32),
+                depth,
+                reached,
+                whole_path: self.include_paths || (self.include_via && reached.is_none()),
+                state,
+            }
+        })
+    }
+
+    /// The positions of the reported CIs that are business services, in order.
+    pub fn business_services(&self) -> impl Iterator<Item = usize> + '_ {
+        self.reported()
+            .enumerate()
+            .filter(|(_, reported)| self.graph.is_business_service_at(reported.node))
+            .map(|(position, _)| position)
+    }
+
+    /// The whole path that explains `reported`, from its start CI; empty for a start CI and
+    /// when it is not explained by a whole path.
+    pub fn path(&self, reported: &Reported) -> Vec<PathStep> {
+        if !reported.whole_path {
+            return Vec::new();
+        }
+        self.graph
+            .path(reported.state, reported.depth, self.phases, self.scratch)
+    }
+
+    /// Copies the walk out.
+    pub fn to_result(&self) -> ImpactResult {
+        let graph = self.graph;
+        let nodes = self
+            .reported()
+            .map(|reported| ImpactedNode {
+                id: graph.id_at(reported.node),
+                node: reported.node,
+                depth: reported.depth,
+                via: self.path(&reported),
+                reached: reported.reached.map(|reached| {
+                    let (here, there) = (
+                        graph.id_at(reported.node),
+                        graph.ids
+                            [self.scratch.found[reached.from as usize].0 as usize / self.phases],
+                    );
+                    let (source, target) = if reached.as_source {
+                        (here, there)
+                    } else {
+                        (there, here)
+                    };
+                    let step = PathStep {
+                        source,
+                        relationship: reached.relationship,
+                        target,
+                    };
+                    (step, reached.from as usize)
+                }),
+            })
+            .collect();
+        ImpactResult {
+            nodes,
+            business_services: self.business_services().collect(),
+            truncated: self.truncated,
+            visited: self.visited,
+        }
     }
 }
 
