@@ -97,8 +97,13 @@ fn relationship_number(step: &PathStep) -> u64 {
 
 impl Writer<'_> {
     fn answer(&mut self, walked: &Walked<'_>, query: &ImpactQuery) {
-        for reported in walked.reported() {
+        // Read while each CI's card is in cache, not in a second pass.
+        let mut business: Vec<u64> = Vec::new();
+        for (position, reported) in walked.reported().enumerate() {
             self.ci(walked, &reported);
+            if self.graph.is_business_service_at(reported.node) {
+                business.push(position as u64);
+            }
         }
         self.text(
             field::TRUNCATED_BY,
@@ -113,10 +118,6 @@ impl Writer<'_> {
         self.varint(field::VISITED, u64::from(walked.visited()));
         // prost writes fields by number, and this one was added last.
         // Positions among the reported CIs, fewer than u32::MAX (MAX_NODES).
-        let business: Vec<u64> = walked
-            .business_services()
-            .map(|position| position as u64)
-            .collect();
         if !business.is_empty() {
             let len = business
                 .iter()

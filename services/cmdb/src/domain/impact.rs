@@ -151,7 +151,7 @@ pub enum GraphError {
     #[error("CI {id} is already in the impact graph")]
     DuplicateCi { id: Uuid },
 
-    #[error("the impact graph holds at most {} CIs", u32::MAX - 2)]
+    #[error("the impact graph holds at most {} CIs and 4 GiB of CI names", u32::MAX - 2)]
     Full,
 }
 
@@ -185,54 +185,81 @@ fn type_of(kind: u8) -> RelationshipType {
 pub struct ImpactGraph {
     index: HashMap<Uuid, u32>,
     nodes: Vec<ImpactNode>,
-    /// Per CI, its id and whether it is retired or a business service: what a walk reads for
-    /// every CI it reaches, kept apart from the larger `nodes` so that it stays in cache.
-    ids: Vec<Uuid>,
+    /// Per CI, whether it is retired: what a walk reads for every CI it reaches, kept apart
+    /// from the larger `nodes` so that it stays in cache.
     retired: Vec<bool>,
-    business: Vec<bool>,
     labels: Labels,
     adjacent: Adjacency,
     edge_count: usize,
     scratch: ScratchPool,
 }
 
-/// CI names and classes as answers copy them: the names packed in one string in CI order, each
-/// class once. Copying a name out of its own heap allocation, and the class out of another,
-/// cost a cache miss each per reported CI, and a large closure reports thousands.
+/// What answers copy of each CI, kept so that a reported CI costs as few cache misses as
+/// possible: a large closure reports tens of thousands of CIs in no order the memory likes.
+/// Each CI's id, name span, class and business-service flag sit together in one 32-byte
+/// [`Card`] (one miss instead of one per array); the names are packed in one string in CI
+/// order, each class kept once.
 #[derive(Debug, Clone, Default)]
 struct Labels {
+    cards: Vec<Card>,
     text: String,
-    /// Per CI, its name's range in `text`.
-    names: Vec<(usize, usize)>,
     /// Bytes of `text` no longer any CI's name (renames append).
     stale: usize,
     classes: Vec<String>,
     class_index: HashMap<String, u32>,
-    /// Per CI, its class's position in `classes`.
-    class_of: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
+struct Card {
+    id: Uuid,
+    /// The name is `text[name_start..name_start + name_len]`.
+    name_start: u32,
+    name_len: u32,
+    /// A position in `classes`.
+    class: u32,
+    business: bool,
 }
 
 impl Labels {
-    fn push(&mut self, node: &ImpactNode) {
-        let start = self.text.len();
-        self.text.push_str(&node.name);
-        self.names.push((start, self.text.len()));
+    fn push(&mut self, node: &ImpactNode) -> Result<(), GraphError> {
+        let (name_start, name_len) = self.append_name(&node.name)?;
         let class = self.intern(&node.class);
-        self.class_of.push(class);
+        self.cards.push(Card {
+            id: node.id,
+            name_start,
+            name_len,
+            class,
+            business: node.business_service,
+        });
+        Ok(())
     }
 
-    fn set(&mut self, index: usize, node: &ImpactNode) {
+    fn set(&mut self, index: usize, node: &ImpactNode) -> Result<(), GraphError> {
         if self.name(index) != node.name {
-            let (start, end) = self.names[index];
-            self.stale += end - start;
-            let start = self.text.len();
-            self.text.push_str(&node.name);
-            self.names[index] = (start, self.text.len());
+            let (name_start, name_len) = self.append_name(&node.name)?;
+            let card = &mut self.cards[index];
+            self.stale += card.name_len as usize;
+            (card.name_start, card.name_len) = (name_start, name_len);
             if self.stale > self.text.len() / 2 {
                 self.compact();
             }
         }
-        self.class_of[index] = self.intern(&node.class);
+        let class = self.intern(&node.class);
+        let card = &mut self.cards[index];
+        card.class = class;
+        card.business = node.business_service;
+        Ok(())
+    }
+
+    /// Appends a name to `text`; spans are u32, so the names of one tenant's graph stay under
+    /// 4 GiB (names are at most `NAME_MAX` characters: some ten million CIs' worth).
+    fn append_name(&mut self, name: &str) -> Result<(u32, u32), GraphError> {
+        let start = u32::try_from(self.text.len()).map_err(|_| GraphError::Full)?;
+        let len = u32::try_from(name.len()).map_err(|_| GraphError::Full)?;
+        start.checked_add(len).ok_or(GraphError::Full)?;
+        self.text.push_str(name);
+        Ok((start, len))
     }
 
     fn intern(&mut self, class: &str) -> u32 {
@@ -248,22 +275,31 @@ impl Labels {
 
     fn compact(&mut self) {
         let mut text = String::with_capacity(self.text.len() - self.stale);
-        for span in &mut self.names {
-            let start = text.len();
-            text.push_str(&self.text[span.0..span.1]);
-            *span = (start, text.len());
+        for card in &mut self.cards {
+            let (start, end) = (
+                card.name_start as usize,
+                (card.name_start + card.name_len) as usize,
+            );
+            // The live names fit where they all fit before.
+            card.name_start = text.len() as u32;
+            text.push_str(&self.text[start..end]);
         }
         self.text = text;
         self.stale = 0;
     }
 
+    fn card(&self, index: usize) -> &Card {
+        &self.cards[index]
+    }
+
     fn name(&self, index: usize) -> &str {
-        let (start, end) = self.names[index];
-        &self.text[start..end]
+        let card = &self.cards[index];
+        let start = card.name_start as usize;
+        &self.text[start..start + card.name_len as usize]
     }
 
     fn class(&self, index: usize) -> &str {
-        &self.classes[self.class_of[index] as usize]
+        &self.classes[self.cards[index].class as usize]
     }
 }
 
@@ -368,10 +404,24 @@ struct Scratch {
     states: Vec<StateSlot>,
     /// Per CI, walking both directions: the generation that reported it.
     reported: Vec<u32>,
-    /// Reported CIs in order: the state that reached each first, and its depth.
-    found: Vec<(u32, u32)>,
+    /// Reported CIs in order.
+    found: Vec<Found>,
     frontier: Vec<u32>,
     next: Vec<u32>,
+}
+
+/// A reported CI: the state that reached it first, its depth, and the step that reached it,
+/// kept here when it is reached so that an answer reads the CIs in order without going back to
+/// their scattered states.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    state: u32,
+    depth: u32,
+    /// The position in `found` of the CI the step came from, or [`NOT_REPORTED`] for a start CI
+    /// and for a step from a CI the other direction of a `Both` walk reported.
+    from: u32,
+    /// The kind byte of that step.
+    kind: u8,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -419,11 +469,17 @@ impl Scratch {
         };
     }
 
-    /// Reports `state`'s CI at `depth`.
-    fn report(&mut self, state: usize, depth: u32) {
+    /// Reports `state`'s CI at `depth`, reached by a step of `kind` from the CI at position
+    /// `from`.
+    fn report(&mut self, state: usize, depth: u32, from: u32, kind: u8) {
         // `found` holds at most one entry per CI, and CIs number below `MAX_CIS`.
         self.states[state].order = self.found.len() as u32;
-        self.found.push((state as u32, depth));
+        self.found.push(Found {
+            state: state as u32,
+            depth,
+            from,
+            kind,
+        });
     }
 
     /// Whether `node` has been reported (both directions), marking it reported.
@@ -564,11 +620,11 @@ impl ImpactGraph {
     }
 
     pub fn id_at(&self, at: NodeRef) -> Uuid {
-        self.ids[at.0 as usize]
+        self.labels.card(at.0 as usize).id
     }
 
     pub fn is_business_service_at(&self, at: NodeRef) -> bool {
-        self.business[at.0 as usize]
+        self.labels.card(at.0 as usize).business
     }
 
     pub fn contains_edge(&self, edge: &ImpactEdge) -> bool {
@@ -585,11 +641,10 @@ impl ImpactGraph {
             .ok()
             .filter(|&index| index < MAX_CIS)
             .ok_or(GraphError::Full)?;
+        // The labels first: the only step that can still fail.
+        self.labels.push(&node)?;
         self.index.insert(node.id, index);
-        self.ids.push(node.id);
         self.retired.push(node.status == CiStatus::Retired);
-        self.business.push(node.business_service);
-        self.labels.push(&node);
         self.nodes.push(node);
         Ok(())
     }
@@ -597,9 +652,8 @@ impl ImpactGraph {
     /// Replaces what is known about a CI (its name, class, status…), keeping its relationships.
     pub fn update_node(&mut self, node: ImpactNode) -> Result<(), GraphError> {
         let index = self.position(node.id)?;
+        self.labels.set(index, &node)?;
         self.set_retired(index, node.status == CiStatus::Retired);
-        self.business[index] = node.business_service;
-        self.labels.set(index, &node);
         self.nodes[index] = node;
         Ok(())
     }
@@ -766,7 +820,7 @@ impl ImpactGraph {
                 scratch.mark(state, START, 0);
                 scratch.frontier.push(state as u32);
             }
-            scratch.report(start as usize * phases, 0);
+            scratch.report(start as usize * phases, 0, NOT_REPORTED, 0);
         }
 
         let mut depth = 0;
@@ -782,6 +836,7 @@ impl ImpactGraph {
             for &state in &frontier {
                 let (node, phase) = (state as usize / phases, state as usize % phases);
                 let walk = walks[phase];
+                let from = scratch.states[state as usize].order;
                 visited = visited.saturating_add(1);
                 for adjacent in self.adjacent.list(node as u32) {
                     if !walk.follows(adjacent.kind) {
@@ -799,7 +854,7 @@ impl ImpactGraph {
                     }
                     scratch.mark(reached, state, adjacent.kind);
                     if new_ci {
-                        scratch.report(reached, depth + 1);
+                        scratch.report(reached, depth + 1, from, adjacent.kind);
                     }
                     next.push(reached as u32);
                 }
@@ -854,8 +909,8 @@ impl ImpactGraph {
         if previous == START {
             return None;
         }
-        let here = self.ids[current / phases];
-        let there = self.ids[previous as usize / phases];
+        let here = self.labels.card(current / phases).id;
+        let there = self.labels.card(previous as usize / phases).id;
         let kind = slot.kind;
         // The step went from `there` to `here`; OUTGOING means `there` is the source.
         let (source, target) = if kind & OUTGOING != 0 {
@@ -927,27 +982,20 @@ impl Walked<'_> {
 
     /// The reported CIs in order.
     pub fn reported(&self) -> impl ExactSizeIterator<Item = Reported> + '_ {
-        self.scratch.found.iter().map(|&(state, depth)| {
+        self.scratch.found.iter().map(|found| {
             // The CI it came from is reported by the state it came through, except when a walk
             // in both directions passes through a CI reported by the other direction: chaining
             // there would mix the directions, so that CI gets its whole path.
-            let reached = if self.include_via {
-                let slot = self.scratch.states[state as usize];
-                (slot.parent != START)
-                    .then(|| self.scratch.states[slot.parent as usize].order)
-                    .filter(|&from| from != NOT_REPORTED)
-                    .map(|from| ReachedBy {
-                        relationship: type_of(slot.kind),
-                        from,
-                        // OUTGOING: the CI it came from is the relationship's source.
-                        as_source: slot.kind & OUTGOING == 0,
-                    })
-            } else {
-                None
-            };
+            let reached = (self.include_via && found.from != NOT_REPORTED).then(|| ReachedBy {
+                relationship: type_of(found.kind),
+                from: found.from,
+                // OUTGOING: the CI it came from is the relationship's source.
+                as_source: found.kind & OUTGOING == 0,
+            });
+            let state = found.state;
             Reported {
                 node: NodeRef(state / self.phases as u32),
-                depth,
+                depth: found.depth,
                 reached,
                 whole_path: self.include_paths || (self.include_via && reached.is_none()),
                 state,
@@ -986,8 +1034,9 @@ impl Walked<'_> {
                 reached: reported.reached.map(|reached| {
                     let (here, there) = (
                         graph.id_at(reported.node),
-                        graph.ids
-                            [self.scratch.found[reached.from as usize].0 as usize / self.phases],
+                        graph.id_at(NodeRef(
+                            self.scratch.found[reached.from as usize].state / self.phases as u32,
+                        )),
                     );
                     let (source, target) = if reached.as_source {
                         (here, there)
