@@ -77,6 +77,8 @@ const DOWN: pb::ImpactDirection = pb::ImpactDirection::Downstream;
 const IMPACT_WARM_UP: usize = 50;
 const SOURCE: &str = "bench-discovery";
 const TENANT: &str = "bench";
+/// The region of the ids `--in-process-only` makes: the desk's default, so answers are as long.
+const BENCH_REGION: &str = "local";
 
 #[derive(Debug, Parser, Clone)]
 pub struct CmdbArgs {
@@ -113,6 +115,11 @@ pub struct CmdbArgs {
     /// CIs visited, direction. For reading a tail: which calls were slow, and what came before them.
     #[arg(long)]
     trace_impact: Option<PathBuf>,
+    /// Time only the desk's share, in this process: build the impact index from the generated
+    /// estate under fresh ids and run the `*_in_process_*` stages on the same starts, without a
+    /// desk, PostgreSQL or NATS. Seconds instead of minutes, for profiling the walk and the answer.
+    #[arg(long)]
+    in_process_only: bool,
     /// Print the result as one JSON object (the output is JSON either way).
     #[arg(long)]
     json: bool,
@@ -1017,6 +1024,132 @@ impl StageStats {
     }
 }
 
+/// The start CIs of the timed impact calls, by estate index, so that every run of one seed
+/// (with the desk or `--in-process-only`) asks the same closures.
+struct ImpactStarts<'a> {
+    /// Upstream, from random CIs of the lower layers.
+    starts: Vec<&'a str>,
+    /// Untimed calls first: a desk that has just loaded an estate has not touched its index,
+    /// its answer buffers or its HTTP/2 windows yet, and the first calls page all that in. They
+    /// are made on other starts, as a desk that has been serving would be.
+    warm_up: Vec<&'a str>,
+    /// Downstream, from the services and applications: what they depend on.
+    down_starts: Vec<&'a str>,
+}
+
+impl<'a> ImpactStarts<'a> {
+    fn choose(estate: &Estate, ids: &'a [Option<String>], args: &CmdbArgs) -> anyhow::Result<Self> {
+        let of_layers = |lower: bool| -> Vec<&'a str> {
+            (0..estate.items.len())
+                .filter(|&i| estate.layer_of[i].is_lower() == lower)
+                .filter_map(|i| ids[i].as_deref())
+                .collect()
+        };
+        let (lower, upper) = (of_layers(true), of_layers(false));
+        anyhow::ensure!(!lower.is_empty(), "no CI of the lower layers was imported");
+        anyhow::ensure!(!upper.is_empty(), "no CI of the upper layers was imported");
+        let mut rng = Rng::new(args.seed.wrapping_add(2));
+        let starts = (0..args.impact_queries).map(|_| rng.pick(&lower)).collect();
+        let warm_up = (0..IMPACT_WARM_UP).map(|_| rng.pick(&lower)).collect();
+        let down_starts = (0..args.impact_queries).map(|_| rng.pick(&upper)).collect();
+        Ok(Self {
+            starts,
+            warm_up,
+            down_starts,
+        })
+    }
+}
+
+/// The `*_in_process_*` stages of each kind of call.
+struct InProcessStats {
+    full: StageStats,
+    depth3: StageStats,
+    depth3_paths: StageStats,
+    full_down: StageStats,
+}
+
+impl InProcessStats {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            full: StageStats::new()?,
+            depth3: StageStats::new()?,
+            depth3_paths: StageStats::new()?,
+            full_down: StageStats::new()?,
+        })
+    }
+
+    fn timed(mut self, index: &InProcess, starts: &[&str], down_starts: &[&str]) -> Self {
+        eprintln!("desk-bench cmdb: timing the desk's share in process");
+        for start in starts {
+            index.time(start, UP, 0, Explain::Via, &mut self.full);
+            index.time(start, UP, 3, Explain::Via, &mut self.depth3);
+            index.time(start, UP, 3, Explain::Paths, &mut self.depth3_paths);
+        }
+        for start in down_starts {
+            index.time(start, DOWN, 0, Explain::Via, &mut self.full_down);
+        }
+        self
+    }
+
+    fn json(&self, result: &mut serde_json::Map<String, serde_json::Value>) {
+        self.full.json("impact_full_in_process", result);
+        self.depth3.json("impact_depth3_in_process", result);
+        self.depth3_paths
+            .json("impact_depth3_paths_in_process", result);
+        self.full_down
+            .json("impact_full_downstream_in_process", result);
+    }
+}
+
+/// `--in-process-only`: the index built from the generated estate under fresh ids, timed on
+/// the starts a whole run would use, after the same number of untimed calls.
+fn in_process_only(estate: &Estate, args: &CmdbArgs, generate_s: f64) -> anyhow::Result<()> {
+    let ids: Vec<Option<String>> = (0..estate.items.len())
+        .map(|_| Some(desk_kit::ids::format_id(BENCH_REGION, uuid::Uuid::now_v7())))
+        .collect();
+    let ImpactStarts {
+        starts,
+        warm_up,
+        down_starts,
+    } = ImpactStarts::choose(estate, &ids, args)?;
+    let built = Instant::now();
+    let index = InProcess::new(estate, &ids)
+        .ok_or_else(|| anyhow::anyhow!("the in-process impact index could not be built"))?;
+    let build_s = built.elapsed().as_secs_f64();
+    let mut untimed = InProcessStats::new()?;
+    for (n, start) in warm_up.iter().enumerate() {
+        index.time(start, UP, 0, Explain::Via, &mut untimed.full);
+        index.time(start, UP, 3, Explain::Via, &mut untimed.depth3);
+        index.time(start, UP, 3, Explain::Paths, &mut untimed.depth3_paths);
+        index.time(
+            down_starts[n % down_starts.len()],
+            DOWN,
+            0,
+            Explain::Via,
+            &mut untimed.full_down,
+        );
+    }
+    let cpu_before = process_cpu_seconds();
+    let stats = InProcessStats::new()?.timed(&index, &starts, &down_starts);
+    let mut result = serde_json::Map::new();
+    result.insert("cis".into(), json!(estate.items.len()));
+    result.insert("relations".into(), json!(estate.relations.len()));
+    result.insert("impact_queries".into(), json!(args.impact_queries));
+    result.insert("in_process_only".into(), json!(true));
+    result.insert("generate_s".into(), json!(round(generate_s, 2)));
+    result.insert("index_build_s".into(), json!(round(build_s, 3)));
+    stats.json(&mut result);
+    result.insert(
+        "in_process_cpu_s".into(),
+        json!(round(process_cpu_seconds() - cpu_before, 2)),
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::Value::Object(result))?
+    );
+    Ok(())
+}
+
 impl InProcess {
     /// The index the desk would build from the imported estate; `None` when some CI has no id.
     fn new(estate: &Estate, ids: &[Option<String>]) -> Option<Self> {
@@ -1218,6 +1351,9 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
         estate.cross_links,
         generate_s
     );
+    if args.in_process_only {
+        return in_process_only(&estate, &args, generate_s);
+    }
 
     // What is measured: nats-server, PostgreSQL with synchronous commit, `desk serve --target cmdb`.
     let nats = desk_testkit::NatsServer::start().await?;
@@ -1414,24 +1550,11 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let checkpoint_s = checkpoint_started.elapsed().as_secs_f64();
 
     // ---- impact ----
-    let lower: Vec<&str> = (0..estate.items.len())
-        .filter(|&i| estate.layer_of[i].is_lower())
-        .filter_map(|i| ids[i].as_deref())
-        .collect();
-    anyhow::ensure!(!lower.is_empty(), "no CI of the lower layers was imported");
-    let mut rng = Rng::new(args.seed.wrapping_add(2));
-    let starts: Vec<&str> = (0..args.impact_queries).map(|_| rng.pick(&lower)).collect();
-    // A desk that has just loaded an estate has not touched its index, its answer buffers or
-    // its HTTP/2 windows yet: the first calls page all that in. They are made on other starts
-    // and not timed, as a desk that has been serving would be.
-    let warm_up: Vec<&str> = (0..IMPACT_WARM_UP).map(|_| rng.pick(&lower)).collect();
-    // Downstream closures start from the services and applications: what they depend on.
-    let upper: Vec<&str> = (0..estate.items.len())
-        .filter(|&i| !estate.layer_of[i].is_lower())
-        .filter_map(|i| ids[i].as_deref())
-        .collect();
-    anyhow::ensure!(!upper.is_empty(), "no CI of the upper layers was imported");
-    let down_starts: Vec<&str> = (0..args.impact_queries).map(|_| rng.pick(&upper)).collect();
+    let ImpactStarts {
+        starts,
+        warm_up,
+        down_starts,
+    } = ImpactStarts::choose(&estate, &ids, &args)?;
     // Upstream, the full closure and depth 3 explained compactly (`include_via`, the form for
     // large answers; the targets of the issue are read on these), depth 3 with whole paths,
     // and, on a tenth of the starts, the full closure with whole paths, to show what repeating
@@ -1544,24 +1667,14 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
             floor.record(call.elapsed().as_micros() as u64, response.get_ref());
         }
     }
-    let mut full_in_process = StageStats::new()?;
-    let mut depth3_in_process = StageStats::new()?;
-    let mut depth3_paths_in_process = StageStats::new()?;
-    let mut full_down_in_process = StageStats::new()?;
-    match InProcess::new(&estate, &ids) {
-        Some(in_process) => {
-            eprintln!("desk-bench cmdb: timing the desk's share in process");
-            for start in &starts {
-                in_process.time(start, UP, 0, Explain::Via, &mut full_in_process);
-                in_process.time(start, UP, 3, Explain::Via, &mut depth3_in_process);
-                in_process.time(start, UP, 3, Explain::Paths, &mut depth3_paths_in_process);
-            }
-            for start in &down_starts {
-                in_process.time(start, DOWN, 0, Explain::Via, &mut full_down_in_process);
-            }
+    let in_process = InProcessStats::new()?;
+    let in_process = match InProcess::new(&estate, &ids) {
+        Some(index) => in_process.timed(&index, &starts, &down_starts),
+        None => {
+            errors.add("the in-process impact index could not be built");
+            in_process
         }
-        None => errors.add("the in-process impact index could not be built"),
-    }
+    };
     let desk_cpu_before_restart = desk_pid
         .as_deref()
         .map_or(0.0, |p| pid_cpu_seconds(p, false));
@@ -1757,10 +1870,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     full_paths.json("impact_full_paths", &mut result);
     floor.json("impact_floor", &mut result);
     after_restart.json("impact_full_after_restart", &mut result);
-    full_in_process.json("impact_full_in_process", &mut result);
-    depth3_in_process.json("impact_depth3_in_process", &mut result);
-    depth3_paths_in_process.json("impact_depth3_paths_in_process", &mut result);
-    full_down_in_process.json("impact_full_downstream_in_process", &mut result);
+    in_process.json(&mut result);
     result.insert("impact_s".into(), json!(round(impact_s, 2)));
     result.insert("impact_errors".into(), json!(impact_errors));
     result.insert(
