@@ -15,8 +15,11 @@ use uuid::Uuid;
 
 use super::convert::relationship_type_to_pb;
 use crate::domain::impact::{
-    GraphError, ImpactGraph, ImpactQuery, PathStep, Reported, Truncation, Walked,
+    GraphError, ImpactGraph, ImpactQuery, Label, PathStep, Reported, Truncation, Walked,
 };
+
+/// CIs whose labels are read together before they are written (see `Writer::answer`).
+const BATCH: usize = 32;
 
 /// Field numbers of `desk.cmdb.v1.AnalyzeImpactResponse`, `ImpactedCi` and `PathStep`.
 mod field {
@@ -97,12 +100,34 @@ fn relationship_number(step: &PathStep) -> u64 {
 
 impl Writer<'_> {
     fn answer(&mut self, walked: &Walked<'_>, query: &ImpactQuery) {
-        // Read while each CI's card is in cache, not in a second pass.
+        let graph = self.graph;
         let mut business: Vec<u64> = Vec::new();
-        for (position, reported) in walked.reported().enumerate() {
-            self.ci(walked, &reported);
-            if self.graph.is_business_service_at(reported.node) {
-                business.push(position as u64);
+        let mut reported = walked.reported();
+        let mut batch: Vec<(Reported, Label<'_>)> = Vec::with_capacity(BATCH);
+        let mut position = 0u64;
+        loop {
+            // The CIs of a closure lie anywhere in memory. Read one at a time between writes,
+            // each card and each name waited for memory alone (four fifths of the writer's
+            // time); read in a loop that does nothing else, the reads of a batch overlap.
+            batch.extend(
+                reported
+                    .by_ref()
+                    .take(BATCH)
+                    .map(|reported| (reported, graph.label_at(reported.node))),
+            );
+            if batch.is_empty() {
+                break;
+            }
+            let first_bytes = batch.iter().fold(0u8, |all, (_, label)| {
+                all ^ label.name.as_bytes().first().copied().unwrap_or(0)
+            });
+            std::hint::black_box(first_bytes);
+            for (reported, label) in batch.drain(..) {
+                self.ci(walked, &reported, &label);
+                if label.business_service {
+                    business.push(position);
+                }
+                position += 1;
             }
         }
         self.text(
@@ -130,10 +155,8 @@ impl Writer<'_> {
         }
     }
 
-    fn ci(&mut self, walked: &Walked<'_>, reported: &Reported) {
-        let graph = self.graph;
-        let name = graph.name_at(reported.node);
-        let class = graph.class_at(reported.node);
+    fn ci(&mut self, walked: &Walked<'_>, reported: &Reported, label: &Label<'_>) {
+        let (name, class) = (label.name, label.class);
         let path = walked.path(reported);
         let id_len = self.id_len();
         let step_len = 2 * delimited_len(id_len);
@@ -159,7 +182,7 @@ impl Writer<'_> {
             + if as_source { 2 } else { 0 };
 
         self.key_and_len(field::CIS, len);
-        self.id(field::CI_ID, graph.id_at(reported.node));
+        self.id(field::CI_ID, label.id);
         self.text(field::CI_NAME, name);
         self.text(field::CI_CLASS, class);
         self.varint(field::CI_DEPTH, u64::from(reported.depth));
