@@ -1041,7 +1041,7 @@ fn import_order(cis: usize, seed: u64) -> Vec<usize> {
     order
 }
 
-/// The start CIs of the timed impact calls, by estate index, so that every run of one seed
+/// The start CIs of the timed impact calls, chosen by estate index, so that every run of one seed
 /// (with the desk or `--in-process-only`) asks the same closures.
 struct ImpactStarts<'a> {
     /// Upstream, from random CIs of the lower layers.
@@ -1096,7 +1096,6 @@ impl InProcessStats {
     }
 
     fn timed(mut self, index: &InProcess, starts: &[&str], down_starts: &[&str]) -> Self {
-        eprintln!("desk-bench cmdb: timing the desk's share in process");
         for start in starts {
             index.time(start, UP, 0, Explain::Via, &mut self.full);
             index.time(start, UP, 3, Explain::Via, &mut self.depth3);
@@ -1119,7 +1118,7 @@ impl InProcessStats {
 }
 
 /// `--in-process-only`: the index built from the generated estate under fresh ids, timed on
-/// the starts a whole run would use, after the same number of untimed calls.
+/// the starts a whole run would use, after untimed calls on the warm-up starts.
 fn in_process_only(estate: &Estate, args: &CmdbArgs, generate_s: f64) -> anyhow::Result<()> {
     let ids: Vec<Option<String>> = (0..estate.items.len())
         .map(|_| Some(desk_kit::ids::format_id(BENCH_REGION, uuid::Uuid::now_v7())))
@@ -1133,19 +1132,9 @@ fn in_process_only(estate: &Estate, args: &CmdbArgs, generate_s: f64) -> anyhow:
     let index = InProcess::new(estate, &ids, args.seed)
         .ok_or_else(|| anyhow::anyhow!("the in-process impact index could not be built"))?;
     let build_s = built.elapsed().as_secs_f64();
-    let mut untimed = InProcessStats::new()?;
-    for (n, start) in warm_up.iter().enumerate() {
-        index.time(start, UP, 0, Explain::Via, &mut untimed.full);
-        index.time(start, UP, 3, Explain::Via, &mut untimed.depth3);
-        index.time(start, UP, 3, Explain::Paths, &mut untimed.depth3_paths);
-        index.time(
-            down_starts[n % down_starts.len()],
-            DOWN,
-            0,
-            Explain::Via,
-            &mut untimed.full_down,
-        );
-    }
+    let warm_down = &down_starts[..warm_up.len().min(down_starts.len())];
+    InProcessStats::new()?.timed(&index, &warm_up, warm_down);
+    eprintln!("desk-bench cmdb: timing the desk's share in process");
     let cpu_before = process_cpu_seconds();
     let stats = InProcessStats::new()?.timed(&index, &starts, &down_starts);
     let mut result = serde_json::Map::new();
@@ -1681,7 +1670,10 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     }
     let in_process = InProcessStats::new()?;
     let in_process = match InProcess::new(&estate, &ids, args.seed) {
-        Some(index) => in_process.timed(&index, &starts, &down_starts),
+        Some(index) => {
+            eprintln!("desk-bench cmdb: timing the desk's share in process");
+            in_process.timed(&index, &starts, &down_starts)
+        }
         None => {
             errors.add("the in-process impact index could not be built");
             in_process

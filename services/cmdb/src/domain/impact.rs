@@ -329,7 +329,11 @@ impl Labels {
     }
 
     fn class(&self, index: usize) -> &str {
-        &self.classes[self.cards[index].class as usize]
+        self.class_of(&self.cards[index])
+    }
+
+    fn class_of(&self, card: &Card) -> &str {
+        &self.classes[card.class as usize]
     }
 }
 
@@ -679,7 +683,7 @@ impl ImpactGraph {
         Label {
             id: card.id,
             name: self.labels.name_of(&card),
-            class: &self.labels.classes[card.class as usize],
+            class: self.labels.class_of(&card),
             business_service: card.business,
         }
     }
@@ -962,10 +966,11 @@ impl ImpactGraph {
                     );
                     ends[at] = steps.len();
                 }
+                // The steps of the batch's `at`-th state.
+                let span = |at: usize| (if at == 0 { 0 } else { ends[at - 1] })..ends[at];
                 for (at, &state) in batch.iter().enumerate() {
                     let phase = state as usize % phases;
-                    let begin = if at == 0 { 0 } else { ends[at - 1] };
-                    for adjacent in &steps[begin..ends[at]] {
+                    for adjacent in &steps[span(at)] {
                         let neighbour = adjacent.node() as usize;
                         touched ^= scratch.states[neighbour * phases + phase].seen
                             ^ u32::from(self.retired[neighbour]);
@@ -973,12 +978,11 @@ impl ImpactGraph {
                 }
                 std::hint::black_box(touched);
 
-                let mut begin = 0;
                 for (at, &state) in batch.iter().enumerate() {
                     let phase = state as usize % phases;
                     let from = froms[at];
                     visited = visited.saturating_add(1);
-                    for adjacent in &steps[begin..ends[at]] {
+                    for adjacent in &steps[span(at)] {
                         let neighbour = adjacent.node() as usize;
                         let reached = neighbour * phases + phase;
                         if scratch.is_seen(reached) || self.retired[neighbour] {
@@ -995,7 +999,6 @@ impl ImpactGraph {
                         }
                         next.push(reached as u32);
                     }
-                    begin = ends[at];
                 }
             }
             std::mem::swap(&mut frontier, &mut next);
