@@ -18,8 +18,9 @@ pub struct Encoded<M> {
 }
 
 enum Form<M> {
-    /// The encoding of an `M`, vouched for by whoever wrote it.
-    Bytes(Vec<u8>),
+    /// The encoding of an `M`, vouched for by whoever wrote it, in parts that are sent one
+    /// after the other: parts written at once by several threads are not copied together first.
+    Bytes(Vec<Vec<u8>>),
     /// Decoded, once something merged a field into it.
     Message(M),
 }
@@ -28,8 +29,13 @@ impl<M: Message + Default> Encoded<M> {
     /// `bytes` must be the encoding of an `M` (without a length prefix); they are sent as they
     /// are. Tests of the writer decode them as `M`, as a client will.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self::from_parts(vec![bytes])
+    }
+
+    /// `parts`, one after the other, must be the encoding of an `M`; each may end anywhere.
+    pub fn from_parts(parts: Vec<Vec<u8>>) -> Self {
         Self {
-            form: Form::Bytes(bytes),
+            form: Form::Bytes(parts),
         }
     }
 
@@ -39,9 +45,16 @@ impl<M: Message + Default> Encoded<M> {
         M: Clone,
     {
         match &self.form {
-            Form::Bytes(bytes) => M::decode(bytes.as_slice()),
+            Form::Bytes(parts) => decode_parts(parts),
             Form::Message(message) => Ok(message.clone()),
         }
+    }
+}
+
+fn decode_parts<M: Message + Default>(parts: &[Vec<u8>]) -> Result<M, DecodeError> {
+    match parts {
+        [one] => M::decode(one.as_slice()),
+        parts => M::decode(parts.concat().as_slice()),
     }
 }
 
@@ -64,7 +77,11 @@ impl<M> Default for Encoded<M> {
 impl<M> fmt::Debug for Encoded<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.form {
-            Form::Bytes(bytes) => write!(f, "Encoded({} bytes)", bytes.len()),
+            Form::Bytes(parts) => write!(
+                f,
+                "Encoded({} bytes)",
+                parts.iter().map(Vec::len).sum::<usize>()
+            ),
             Form::Message(_) => f.write_str("Encoded(decoded)"),
         }
     }
@@ -73,7 +90,7 @@ impl<M> fmt::Debug for Encoded<M> {
 impl<M: Message + Default> Message for Encoded<M> {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match &self.form {
-            Form::Bytes(bytes) => buf.put_slice(bytes),
+            Form::Bytes(parts) => parts.iter().for_each(|part| buf.put_slice(part)),
             Form::Message(message) => message.encode_raw(buf),
         }
     }
@@ -85,8 +102,8 @@ impl<M: Message + Default> Message for Encoded<M> {
         buf: &mut impl Buf,
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
-        if let Form::Bytes(bytes) = &self.form {
-            self.form = Form::Message(M::decode(bytes.as_slice())?);
+        if let Form::Bytes(parts) = &self.form {
+            self.form = Form::Message(decode_parts(parts)?);
         }
         match &mut self.form {
             Form::Message(message) => message.merge_field(tag, wire_type, buf, ctx),
@@ -96,7 +113,7 @@ impl<M: Message + Default> Message for Encoded<M> {
 
     fn encoded_len(&self) -> usize {
         match &self.form {
-            Form::Bytes(bytes) => bytes.len(),
+            Form::Bytes(parts) => parts.iter().map(Vec::len).sum(),
             Form::Message(message) => message.encoded_len(),
         }
     }
@@ -134,6 +151,17 @@ mod tests {
         assert_eq!(encoded.encoded_len(), message.encoded_len());
         assert_eq!(encoded.encode_to_vec(), message.encode_to_vec());
         assert_eq!(encoded.to_message(), Ok(message));
+    }
+
+    #[test]
+    fn parts_are_sent_one_after_the_other() {
+        let bytes = sample().encode_to_vec();
+        let (head, tail) = bytes.split_at(bytes.len() / 2 + 1);
+        let encoded =
+            Encoded::<AnalyzeImpactResponse>::from_parts(vec![head.to_vec(), tail.to_vec()]);
+        assert_eq!(encoded.encoded_len(), bytes.len());
+        assert_eq!(encoded.encode_to_vec(), bytes);
+        assert_eq!(encoded.to_message(), Ok(sample()));
     }
 
     #[test]

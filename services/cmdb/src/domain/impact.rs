@@ -1134,7 +1134,15 @@ impl Walked<'_> {
 
     /// The reported CIs in order.
     pub fn reported(&self) -> impl ExactSizeIterator<Item = Reported> + '_ {
-        self.scratch.found.iter().map(|found| {
+        self.reported_in(0..self.len())
+    }
+
+    /// The reported CIs at `positions` (within `0..len()`), in order.
+    pub fn reported_in(
+        &self,
+        positions: std::ops::Range<usize>,
+    ) -> impl ExactSizeIterator<Item = Reported> + '_ {
+        self.scratch.found[positions].iter().map(|found| {
             // The CI it came from is reported by the state it came through, except when a walk
             // in both directions passes through a CI reported by the other direction: chaining
             // there would mix the directions, so that CI gets its whole path.
