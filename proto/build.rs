@@ -15,6 +15,9 @@ const PRE_ENCODED: &[(&str, &str, &str)] = &[(
     "crate::cmdb::v1::EncodedAnalyzeImpactResponse",
 )];
 
+/// The codec of every client and server stub: see `src/codec.rs`.
+const CODEC: &str = "crate::SliceCodec";
+
 /// tonic's generator, run once for the clients as they are and once for the servers with the
 /// response types of [`PRE_ENCODED`] swapped.
 struct Services {
@@ -62,9 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .service_generator(Box::new(Services {
             clients: tonic_prost_build::configure()
                 .build_server(false)
+                .codec_path(CODEC)
                 .service_generator(),
             servers: tonic_prost_build::configure()
                 .build_client(false)
+                .codec_path(CODEC)
                 .service_generator(),
         }));
     config.compile_protos(&protos.map(PathBuf::from), &[PathBuf::from("."), include])?;

@@ -6,6 +6,8 @@
 //! - [`FILE_DESCRIPTOR_SET`]: every file's descriptor, for gRPC server reflection.
 //! - [`Encoded`]: what a server stub returns for a method whose answer the server writes
 //!   straight in wire format (`PRE_ENCODED` in `build.rs`; today `CmdbService.AnalyzeImpact`).
+//! - [`SliceCodec`]: the codec of every generated client and server, prost reading each message
+//!   from one slice.
 
 #![allow(clippy::all, clippy::pedantic)]
 
@@ -13,7 +15,9 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/desk_descriptor.bin"));
 
+mod codec;
 mod encoded;
+pub use codec::{SliceCodec, SliceDecoder};
 pub use encoded::Encoded;
 
 pub mod common {
