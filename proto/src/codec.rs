@@ -66,3 +66,90 @@ impl<U: Message + Default> Decoder for SliceDecoder<U> {
         Ok(Some(message))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+    use prost::bytes::Bytes;
+    use tonic::Code;
+    use tonic::codec::Streaming;
+
+    use super::*;
+    use crate::cmdb::v1::{AnalyzeImpactResponse, ImpactedCi};
+
+    /// `messages` framed as gRPC frames them, cut into `chunk`-byte pieces as a connection
+    /// might deliver them, read back through [`SliceDecoder`] as a server reads a request.
+    async fn read_back(
+        messages: &[Vec<u8>],
+        chunk: usize,
+    ) -> Vec<Result<AnalyzeImpactResponse, Code>> {
+        let mut wire = Vec::new();
+        for message in messages {
+            wire.push(0u8);
+            wire.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            wire.extend_from_slice(message);
+        }
+        let pieces: Vec<Result<Frame<Bytes>, Infallible>> = wire
+            .chunks(chunk)
+            .map(|piece| Ok(Frame::data(Bytes::copy_from_slice(piece))))
+            .collect();
+        let body = StreamBody::new(futures::stream::iter(pieces));
+        let mut streaming = Streaming::new_request(
+            SliceDecoder::<AnalyzeImpactResponse>(PhantomData),
+            body,
+            None,
+            None,
+        );
+        let mut read = Vec::new();
+        loop {
+            match streaming.message().await {
+                Ok(Some(message)) => read.push(Ok(message)),
+                Ok(None) => break,
+                Err(status) => {
+                    read.push(Err(status.code()));
+                    break;
+                }
+            }
+        }
+        read
+    }
+
+    fn answer(cis: usize) -> AnalyzeImpactResponse {
+        AnalyzeImpactResponse {
+            cis: (0..cis)
+                .map(|i| ImpactedCi {
+                    id: format!("emea-{i}"),
+                    name: format!("ci-{i}"),
+                    class: "server".into(),
+                    depth: i as u32 % 4,
+                    reached_from: (i as u32).checked_sub(1),
+                    ..Default::default()
+                })
+                .collect(),
+            business_service_indexes: vec![0, 2],
+            visited: cis as u32,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_in_any_pieces_decode_as_prost_decodes_them() {
+        let messages = [answer(3), answer(0), answer(500)];
+        let encoded: Vec<Vec<u8>> = messages.iter().map(Message::encode_to_vec).collect();
+        for chunk in [1, 7, 4096, 1 << 20] {
+            let read = read_back(&encoded, chunk).await;
+            let expected: Vec<_> = messages.iter().cloned().map(Ok).collect();
+            assert_eq!(read, expected, "in pieces of {chunk} bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_that_does_not_parse_is_internal() {
+        // A length-delimited field (cis) that claims more bytes than the message has.
+        let read = read_back(&[vec![0x0a, 0x7f, 0x01]], 2).await;
+        assert_eq!(read, vec![Err(Code::Internal)]);
+    }
+}
