@@ -8,6 +8,7 @@
 //! - [`db`]: PostgreSQL/SQLite connections and write transactions that behave alike.
 //! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, the inbox.
 //! - [`clock`]: injected time.
+//! - [`blocking`]: long computations in async handlers without stalling the worker's other calls.
 //! - [`history`]: field-by-field change records for every aggregate's history.
 //! - `string_enum!`: closed enums with one snake_case name each (database values, subjects, JSON).
 //! - [`ids`]: region-qualified public ids.
@@ -25,6 +26,7 @@
 //! 4. The `desk` binary names it as a target.
 
 pub mod auth;
+pub mod blocking;
 pub mod clock;
 pub mod db;
 pub mod error;

@@ -44,6 +44,8 @@ type CmdbResult<T> = Result<T, CmdbError>;
 /// Largest impact query the service answers; callers may ask for less and see the limits used.
 pub const MAX_DEPTH: u32 = 32;
 pub const MAX_NODES: u32 = 200_000;
+/// Impact queries that may reach this many CIs run off the async worker (`analyze_impact`).
+const LONG_WALK_CIS: usize = 10_000;
 /// A committed import that wrote at least this many CIs and relationships refreshes the
 /// database's planner statistics (see `CmdbStore::refresh_statistics`).
 const BULK_WRITE_ROWS: usize = 1_000;
@@ -1230,7 +1232,18 @@ impl CmdbApi {
         let Some(graph) = graphs.get(&caller.tenant) else {
             return Err(CmdbError::NotFound("CI"));
         };
-        encode_impact_answer(graph, &self.region, &query).map_err(|_| CmdbError::NotFound("CI"))
+        let answer = || encode_impact_answer(graph, &self.region, &query);
+        // A closure of tens of thousands of CIs walks and writes for milliseconds: the async
+        // worker's other calls (health checks among them) are handed on meanwhile. Handing
+        // them on costs some 50 µs, more than a small walk takes; those stay where they are.
+        let may_take_long = query.max_depth > 3
+            && graph.node_count().min(query.max_nodes as usize) >= LONG_WALK_CIS;
+        if may_take_long {
+            desk_kit::blocking::in_place(answer)
+        } else {
+            answer()
+        }
+        .map_err(|_| CmdbError::NotFound("CI"))
     }
 
     // ---- imports ----
