@@ -26,13 +26,9 @@ enum Form<M> {
 }
 
 impl<M: Message + Default> Encoded<M> {
-    /// `bytes` must be the encoding of an `M` (without a length prefix); they are sent as they
-    /// are. Tests of the writer decode them as `M`, as a client will.
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self::from_parts(vec![bytes])
-    }
-
-    /// `parts`, one after the other, must be the encoding of an `M`; each may end anywhere.
+    /// `parts`, one after the other, must be the encoding of an `M` (without a length prefix);
+    /// each may end anywhere, and they are sent as they are. Tests of the writer decode them as
+    /// `M`, as a client will.
     pub fn from_parts(parts: Vec<Vec<u8>>) -> Self {
         Self {
             form: Form::Bytes(parts),
@@ -147,7 +143,7 @@ mod tests {
     #[test]
     fn bytes_are_sent_as_they_are() {
         let message = sample();
-        let encoded = Encoded::<AnalyzeImpactResponse>::from_bytes(message.encode_to_vec());
+        let encoded = Encoded::<AnalyzeImpactResponse>::from_parts(vec![message.encode_to_vec()]);
         assert_eq!(encoded.encoded_len(), message.encoded_len());
         assert_eq!(encoded.encode_to_vec(), message.encode_to_vec());
         assert_eq!(encoded.to_message(), Ok(message));
@@ -178,7 +174,8 @@ mod tests {
 
     #[test]
     fn merging_into_encoded_bytes_keeps_both() {
-        let mut encoded = Encoded::<AnalyzeImpactResponse>::from_bytes(sample().encode_to_vec());
+        let mut encoded =
+            Encoded::<AnalyzeImpactResponse>::from_parts(vec![sample().encode_to_vec()]);
         let more = AnalyzeImpactResponse {
             visited: 9,
             ..Default::default()
