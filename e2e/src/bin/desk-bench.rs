@@ -383,7 +383,7 @@ async fn run_phase(
         .connect()
         .await?;
     let nats = async_nats::connect(&target.nats_url).await?;
-    let mut events = nats.subscribe("desk.*.tickets.ticket.created").await?;
+    let mut events = nats.subscribe("desk.*.tickets.*.ticket.created").await?;
     let delivery = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let delivered = Arc::new(AtomicU64::new(0));
     let (stop_events, mut stopped) = tokio::sync::oneshot::channel::<()>();

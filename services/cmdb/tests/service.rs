@@ -2360,7 +2360,7 @@ async fn changes_are_published_as_cloudevents_on_the_cmdb_stream(
 
     // when its event reaches the stream
     let created_subject = desk.subject("ci", "created");
-    assert_eq!(created_subject, "desk.test.cmdb.ci.created");
+    assert_eq!(created_subject, "desk.test.cmdb.acme.ci.created");
     let events = desk
         .wait_for_events(&created_subject, 1, EVENTUALLY)
         .await?;

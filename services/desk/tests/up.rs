@@ -213,7 +213,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
 
     // when an integrator watches ticket events and the agent opens an incident with the printed token
     let watcher = async_nats::connect(nats.url()).await?;
-    let mut created = watcher.subscribe("desk.*.tickets.ticket.created").await?;
+    let mut created = watcher.subscribe("desk.*.tickets.*.ticket.created").await?;
     watcher.flush().await?;
     let mut request = tonic::Request::new(pb::CreateTicketRequest {
         r#type: pb::TicketType::Incident as i32,

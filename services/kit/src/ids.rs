@@ -51,6 +51,20 @@ pub fn is_region(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// Tenant ids: 1..=63 characters, lower-case ASCII letters, digits, `_` and `-`, starting with a
+/// letter or digit. They are one token of every event subject (`desk.<region>.<service>.<tenant>.…`),
+/// so nothing in them may be a NATS wildcard, separator or white space; a token that starts with
+/// `_` (the dead-letter token) can never be a tenant's.
+pub fn is_tenant_id(value: &str) -> bool {
+    let mut bytes = value.bytes();
+    let Some(first) = bytes.next() else {
+        return false;
+    };
+    value.len() <= 63
+        && (first.is_ascii_lowercase() || first.is_ascii_digit())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// A stable 64-bit FNV-1a hash: the same input gives the same value in every process and version,
 /// unlike `std`'s hasher. For names and fingerprints, not for security.
 pub fn stable_hash(bytes: &[u8]) -> u64 {

@@ -51,7 +51,7 @@ const REGION: &str = "kt";
 const EFFECTS: &str = "kittest_effects";
 const OUTBOX: &str = "kittest_outbox";
 const INBOX: &str = "kittest_inbox";
-const WIDGET_CREATED: &str = "desk.kt.kittest.widget.created";
+const WIDGET_CREATED: &str = "desk.kt.kittest.acme.widget.created";
 
 struct Migrator;
 
@@ -269,7 +269,7 @@ impl Kit {
         let mut consumer_spec = ConsumerSpec::new(
             durable,
             self.source.stream_name(),
-            vec!["desk.kt.kittest.widget.>".to_owned()],
+            vec!["desk.kt.kittest.*.widget.>".to_owned()],
         );
         spec(&mut consumer_spec);
         InboxConsumer::new(
@@ -1160,7 +1160,7 @@ async fn failing_handler_is_retried_then_dead_lettered(backend: Backend) -> anyh
 
     // the event sits on the dead-letter subject with the failure in `desk-error`,
     let dead_letter = kit.source.dead_letter_subject(durable);
-    assert_eq!(dead_letter, "desk.kt.kittest.deadletter.kittest-retry");
+    assert_eq!(dead_letter, "desk.kt.kittest._deadletter.kittest-retry");
     let parked = kit
         .stream()
         .await?

@@ -225,9 +225,9 @@ impl TestDesk {
         self.client.clone()
     }
 
-    /// `desk.test.cmdb.<aggregate>.<event>`
+    /// `desk.test.cmdb.acme.<aggregate>.<event>`: an event of the test tenant.
     pub fn subject(&self, aggregate: &str, event: &str) -> String {
-        format!("desk.{REGION}.cmdb.{aggregate}.{event}")
+        format!("desk.{REGION}.cmdb.{TENANT}.{aggregate}.{event}")
     }
 
     /// Stops the service (the shutdown signal, then waits for it to drain) and boots a new one on

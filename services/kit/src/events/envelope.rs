@@ -19,9 +19,18 @@ impl EventSource {
         }
     }
 
-    /// `desk.<region>.<service>.<aggregate>.<event>`
-    pub fn subject(&self, aggregate: &str, event: &str) -> String {
-        format!("desk.{}.{}.{aggregate}.{event}", self.region, self.service)
+    /// `desk.<region>.<service>.<tenant>.<aggregate>.<event>`: the tenant is a subject token so
+    /// that NATS permissions can give each tenant's integrator its own events only.
+    pub fn subject(&self, tenant: &str, aggregate: &str, event: &str) -> String {
+        format!(
+            "desk.{}.{}.{tenant}.{aggregate}.{event}",
+            self.region, self.service
+        )
+    }
+
+    /// Everything this service publishes in this region for one tenant.
+    pub fn tenant_subjects(&self, tenant: &str) -> String {
+        format!("desk.{}.{}.{tenant}.>", self.region, self.service)
     }
 
     /// `desk.<service>.<aggregate>.<event>.v1`
@@ -48,10 +57,12 @@ impl EventSource {
         format!("desk.{}.{}.>", self.region, self.service)
     }
 
-    /// Where a consumer of this service parks events it gave up on.
+    /// Where a consumer of this service parks events it gave up on. The `_deadletter` token stands
+    /// where a tenant does in event subjects and can never be a tenant id, so dead letters (which
+    /// may hold any tenant's events) reach operators (`desk.*.<service>.>`) and no integrator.
     pub fn dead_letter_subject(&self, consumer: &str) -> String {
         format!(
-            "desk.{}.{}.deadletter.{consumer}",
+            "desk.{}.{}._deadletter.{consumer}",
             self.region, self.service
         )
     }
@@ -190,8 +201,13 @@ mod tests {
     fn names_follow_the_event_contract() {
         let source = EventSource::new("emea", "tickets");
         assert_eq!(
-            source.subject("ticket", "created"),
-            "desk.emea.tickets.ticket.created"
+            source.subject("acme", "ticket", "created"),
+            "desk.emea.tickets.acme.ticket.created"
+        );
+        assert_eq!(source.tenant_subjects("acme"), "desk.emea.tickets.acme.>");
+        assert_eq!(
+            source.dead_letter_subject("sla-tickets"),
+            "desk.emea.tickets._deadletter.sla-tickets"
         );
         assert_eq!(
             source.ce_type("ticket", "created"),

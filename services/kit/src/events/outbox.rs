@@ -79,6 +79,15 @@ impl Outbox {
     ) -> Result<Vec<Uuid>, DbErr> {
         if let Some(event) = events
             .iter()
+            .find(|event| !crate::ids::is_tenant_id(&event.tenant))
+        {
+            return Err(DbErr::Custom(format!(
+                "event {}.{} of {} names tenant {:?}, which cannot be a subject token",
+                event.aggregate, event.event, event.aggregate_id, event.tenant
+            )));
+        }
+        if let Some(event) = events
+            .iter()
             .find(|event| event.payload.len() > MAX_EVENT_PAYLOAD_BYTES)
         {
             return Err(DbErr::Custom(format!(
@@ -113,7 +122,11 @@ impl Outbox {
                 statement
                     .values([
                         Expr::value(id),
-                        Expr::value(self.source.subject(event.aggregate, event.event)),
+                        Expr::value(self.source.subject(
+                            &event.tenant,
+                            event.aggregate,
+                            event.event,
+                        )),
                         Expr::value(self.source.ce_type(event.aggregate, event.event)),
                         Expr::value(self.source.ce_source()),
                         Expr::value(event.aggregate_id),

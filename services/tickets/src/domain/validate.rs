@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
 
+use desk_kit::ids::is_tenant_id;
+
 /// Longest ticket title, in characters.
 pub const TITLE_MAX: usize = 200;
 /// Longest ticket description, in characters.
@@ -315,15 +317,6 @@ fn opaque(field: &str, value: &str, max_chars: usize, violations: &mut Violation
     }
 }
 
-fn is_tenant_id(value: &str) -> bool {
-    let mut bytes = value.bytes();
-    let Some(first) = bytes.next() else {
-        return false;
-    };
-    value.len() <= 63
-        && (first.is_ascii_lowercase() || first.is_ascii_digit())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
 
 #[cfg(test)]
 mod tests {

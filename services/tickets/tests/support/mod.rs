@@ -199,9 +199,9 @@ impl TestDesk {
         self.client.clone()
     }
 
-    /// `desk.test.tickets.<aggregate>.<event>`
+    /// `desk.test.tickets.acme.<aggregate>.<event>`: an event of the test tenant.
     pub fn subject(&self, aggregate: &str, event: &str) -> String {
-        format!("desk.{REGION}.tickets.{aggregate}.{event}")
+        format!("desk.{REGION}.tickets.{TENANT}.{aggregate}.{event}")
     }
 
     // ---- common calls ----
