@@ -111,7 +111,8 @@ pub async fn build(
         settings.outbox.clone(),
         relay_handle.clone(),
     )
-    .with_stream_settings(&settings.nats);
+    .with_stream_settings(&settings.nats)
+    .with_clock(platform.clock.clone());
     let store = Arc::new(store::CmdbStore::new(Publisher::new(
         db,
         Outbox::new(source),
@@ -145,5 +146,6 @@ pub async fn build(
         name: SERVICE,
         grpc_services: vec![GRPC_SERVICE],
         workers,
+        consumers: Vec::new(),
     })
 }

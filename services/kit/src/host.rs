@@ -14,7 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 
-use crate::{auth::Verifier, clock::SharedClock, settings::Settings};
+use crate::{
+    auth::Verifier,
+    clock::SharedClock,
+    events::consumer::{ConsumerHealth, ConsumerStatus, SpawnedConsumer},
+    settings::Settings,
+};
 
 /// What every service is built from: settings and the shared connections of this process.
 #[derive(Clone)]
@@ -61,6 +66,33 @@ pub struct ServiceParts {
     pub grpc_services: Vec<&'static str>,
     /// Background tasks (outbox relay, consumers), stopped through `Platform::workers_shutdown`.
     pub workers: Vec<JoinHandle<()>>,
+    /// The service's event consumers, each reported through gRPC health as
+    /// `desk.consumer.<durable>` (SERVING while it consumes).
+    pub consumers: Vec<ConsumerHealth>,
+}
+
+impl ServiceParts {
+    pub fn new(name: &'static str, grpc_services: Vec<&'static str>) -> Self {
+        Self {
+            name,
+            grpc_services,
+            workers: Vec::new(),
+            consumers: Vec::new(),
+        }
+    }
+
+    /// Adds a background task stopped through `Platform::workers_shutdown`.
+    pub fn with_worker(mut self, worker: JoinHandle<()>) -> Self {
+        self.workers.push(worker);
+        self
+    }
+
+    /// Adds a supervised consumer: its worker, and its status for health.
+    pub fn with_consumer(mut self, consumer: SpawnedConsumer) -> Self {
+        self.workers.push(consumer.worker);
+        self.consumers.push(consumer.health);
+        self
+    }
 }
 
 /// How long workers get to reach a message boundary after the server has drained.
@@ -93,9 +125,20 @@ pub async fn serve(
         .iter()
         .flat_map(|s| s.grpc_services.iter().copied())
         .collect();
+    let consumers: Vec<ConsumerHealth> = services
+        .iter()
+        .flat_map(|s| s.consumers.iter().cloned())
+        .collect();
     let workers: Vec<JoinHandle<()>> = services.into_iter().flat_map(|s| s.workers).collect();
     // Migrations ran and NATS answered while the services were built: the process is ready.
     set_all(&health, &grpc_services, ServingStatus::Serving).await;
+    // A consumer's own health: a service whose source stream is not there yet still serves its
+    // API (its pods must not be restarted for another service's absence), but an operator sees
+    // which consumer waits.
+    let consumer_health: Vec<JoinHandle<()>> = consumers
+        .into_iter()
+        .map(|consumer| tokio::spawn(report_consumer(health.clone(), consumer)))
+        .collect();
 
     let draining = CancellationToken::new();
     let drain_signal = draining.clone();
@@ -136,6 +179,9 @@ pub async fn serve(
         .await?;
 
     platform.workers_shutdown.cancel();
+    for reporter in consumer_health {
+        reporter.abort();
+    }
     for worker in workers {
         if tokio::time::timeout(WORKER_STOP_TIMEOUT, worker)
             .await
@@ -146,6 +192,26 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Mirrors a consumer's status into gRPC health until the consumer stops.
+async fn report_consumer(
+    health: tonic_health::server::HealthReporter,
+    mut consumer: ConsumerHealth,
+) {
+    loop {
+        let status = *consumer.status.borrow_and_update();
+        let serving = match status {
+            ConsumerStatus::Consuming => ServingStatus::Serving,
+            _ => ServingStatus::NotServing,
+        };
+        health
+            .set_service_status(consumer.health_name.as_str(), serving)
+            .await;
+        if status == ConsumerStatus::Stopped || consumer.status.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn set_all(

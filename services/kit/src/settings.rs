@@ -36,6 +36,7 @@ pub struct Settings {
     pub nats: NatsSettings,
     pub auth: AuthSettings,
     pub outbox: OutboxSettings,
+    pub consumer: ConsumerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +89,23 @@ pub struct OutboxSettings {
     pub retention_hours: u64,
 }
 
+/// How every event consumer of this process reads (`DESK_CONSUMER__BATCH_SIZE=1`); a consumer may
+/// override a value for itself where its effect needs it (see `events::consumer::ConsumerSpec`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    /// Deliveries of one event before it is dead-lettered (the first one included).
+    pub max_deliver: i64,
+    /// Delay before the n-th retry of a failed event, in milliseconds; the last value repeats.
+    pub backoff_ms: Vec<u64>,
+    /// An event not acknowledged this long after delivery is delivered again.
+    pub ack_wait_seconds: u64,
+    /// Events applied in one transaction when that many are waiting (1: one transaction each).
+    pub batch_size: u64,
+    /// Inbox rows (ids of applied events) are kept this long, so a redelivery or a replay of an
+    /// event still in the source stream is recognised: keep it at least the streams' max age.
+    pub inbox_retention_hours: u64,
+}
+
 const DEFAULTS: &str = r#"
 region = "local"
 data_dir = ".desk-data"
@@ -111,6 +129,12 @@ leeway_seconds = 30
 batch_size = 256
 poll_interval_ms = 1000
 retention_hours = 24
+[consumer]
+max_deliver = 5
+backoff_ms = [200, 1000, 5000, 30000]
+ack_wait_seconds = 30
+batch_size = 64
+inbox_retention_hours = 168
 "#;
 
 impl Settings {

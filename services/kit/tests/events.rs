@@ -5,13 +5,7 @@
 //! `…_on_sqlite`), each with its own nats-server (from `desk-testkit`) and its own fresh database.
 //! Waits are bounded polls with a deadline; no sleep is an assertion.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use async_nats::{
@@ -25,8 +19,7 @@ use chrono::{DateTime, Utc};
 use desk_kit::{
     db::Db,
     events::{
-        envelope::{CloudEventAttributes, EventSource, IncomingEvent, OutgoingEvent},
-        inbox::{ConsumerSpec, Disposition, EventHandler, HandlerError, InboxConsumer},
+        envelope::{CloudEventAttributes, EventSource, OutgoingEvent},
         migrations::{inbox_migration, outbox_migration, outbox_unpublished_migration},
         outbox::{MAX_EVENT_PAYLOAD_BYTES, Outbox, OutboxRelay, RelayHandle, pending_count},
         streams::{connect, ensure_stream},
@@ -34,11 +27,8 @@ use desk_kit::{
     settings::{NatsSettings, OutboxSettings},
 };
 use desk_testkit::{Backend, NatsServer, TestDatabase, postgres_database, sqlite_database};
-use futures::{StreamExt as _, future::BoxFuture};
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::{DatabaseTransaction, Statement},
-};
+use futures::StreamExt as _;
+use sea_orm_migration::{prelude::*, sea_orm::Statement};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -87,13 +77,9 @@ impl MigrationTrait for CreateEffects {
                 Table::create()
                     .table(Alias::new(EFFECTS))
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Alias::new("event_id"))
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(ColumnDef::new(Alias::new("n")).integer().not_null())
+                    // No key: a second effect of one event must show as a second row.
+                    .col(ColumnDef::new(Alias::new("event_id")).uuid().not_null())
+                    .col(ColumnDef::new(Alias::new("message")).string().not_null())
                     .to_owned(),
             )
             .await
@@ -259,27 +245,6 @@ impl Kit {
             .await?
             .await?)
     }
-
-    fn consumer<H: EventHandler>(
-        &self,
-        durable: &str,
-        spec: impl FnOnce(&mut ConsumerSpec),
-        handler: H,
-    ) -> InboxConsumer<H> {
-        let mut consumer_spec = ConsumerSpec::new(
-            durable,
-            self.source.stream_name(),
-            vec!["desk.kt.kittest.*.widget.>".to_owned()],
-        );
-        spec(&mut consumer_spec);
-        InboxConsumer::new(
-            self.db.clone(),
-            self.jetstream.clone(),
-            self.source.clone(),
-            consumer_spec,
-            handler,
-        )
-    }
 }
 
 fn widget_created(aggregate_id: &str, payload: &[u8]) -> OutgoingEvent {
@@ -385,64 +350,6 @@ where
             bail!("{what}: not within {within:?} (last error: {last_error:?})");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Handlers
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy)]
-enum Outcome {
-    /// Records the effect and succeeds.
-    Apply,
-    /// Records the effect, then asks for a retry: the effect must roll back.
-    Retry,
-    /// Rejects outright with this reason.
-    Reject(&'static str),
-}
-
-/// Writes `kittest_effects(event_id, 1)` in the inbox transaction, then ends as told.
-#[derive(Clone)]
-struct EffectHandler {
-    outcome: Outcome,
-    calls: Arc<AtomicUsize>,
-}
-
-impl EffectHandler {
-    fn new(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            calls: Arc::default(),
-        }
-    }
-}
-
-impl EventHandler for EffectHandler {
-    fn handle<'a>(
-        &'a self,
-        txn: &'a DatabaseTransaction,
-        event: &'a IncomingEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            if let Outcome::Reject(reason) = self.outcome {
-                return Err(HandlerError::Reject(reason.to_owned()));
-            }
-            let insert = Query::insert()
-                .into_table(Alias::new(EFFECTS))
-                .columns([Alias::new("event_id"), Alias::new("n")])
-                .values([Expr::value(event.attributes.id), Expr::value(1)])
-                .map_err(|e| HandlerError::Reject(e.to_string()))?
-                .to_owned();
-            txn.execute(&insert).await?;
-            match self.outcome {
-                Outcome::Retry => Err(HandlerError::Retry(
-                    "the widget registry is down".to_owned(),
-                )),
-                _ => Ok(()),
-            }
-        })
     }
 }
 
@@ -1043,311 +950,8 @@ async fn ensure_stream_is_idempotent_and_brings_limits_up_to_date() -> anyhow::R
 }
 
 // ---------------------------------------------------------------------------------------------
-// Inbox
+// Consumers (inbox, dispatch, batches, dead letters, supervision): in their own module
 // ---------------------------------------------------------------------------------------------
 
-on_both_backends!(inbox_applies_once =>
-    the_inbox_applies_an_event_once_even_when_it_is_delivered_twice_on_postgres,
-    the_inbox_applies_an_event_once_even_when_it_is_delivered_twice_on_sqlite);
-
-async fn inbox_applies_once(backend: Backend) -> anyhow::Result<()> {
-    // Given the same event (one ce-id) in the stream twice, under different Nats-Msg-Ids so
-    // JetStream keeps both (as after a re-publish outside the duplicate window),
-    let kit = Kit::start(backend).await?;
-    let handler = EffectHandler::new(Outcome::Apply);
-    let inbox = kit.consumer("kittest-effects", |_| {}, handler.clone());
-    let consumer = inbox.ensure().await?;
-    let id = Uuid::now_v7();
-    for copy in ["a", "b"] {
-        let mut headers = cloud_event_headers(id);
-        headers.insert("Nats-Msg-Id", format!("{id}-{copy}").as_str());
-        let ack = kit.publish_raw(WIDGET_CREATED, headers, b"widget").await?;
-        assert!(!ack.duplicate, "copy {copy} is stored: {ack:?}");
-    }
-
-    // when the consumer processes both deliveries,
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut dispositions = Vec::new();
-    while dispositions.len() < 2 {
-        let message = next_delivery(&consumer, deadline).await?;
-        dispositions.push(inbox.process(&message).await?);
-    }
-
-    // then the first applies and the second is a recognised duplicate: one effect, one inbox row,
-    assert_eq!(
-        dispositions,
-        vec![Disposition::Applied, Disposition::Duplicate]
-    );
-    assert_eq!(kit.count(EFFECTS).await?, 1, "the effect happened once");
-    assert_eq!(kit.count(INBOX).await?, 1, "the event id is recorded once");
-    assert_eq!(
-        handler.calls.load(Ordering::SeqCst),
-        1,
-        "the handler ran once"
-    );
-
-    // and both deliveries are acknowledged.
-    settled(&consumer).await?;
-    Ok(())
-}
-
-on_both_backends!(failing_handler_is_retried_then_dead_lettered =>
-    a_failing_handler_is_retried_with_backoff_then_dead_lettered_on_postgres,
-    a_failing_handler_is_retried_with_backoff_then_dead_lettered_on_sqlite);
-
-async fn failing_handler_is_retried_then_dead_lettered(backend: Backend) -> anyhow::Result<()> {
-    // Given a handler that writes its effect and then always asks for a retry, allowed 3 deliveries,
-    let kit = Kit::start(backend).await?;
-    let backoff = Duration::from_millis(100);
-    let handler = EffectHandler::new(Outcome::Retry);
-    let durable = "kittest-retry";
-    let inbox = kit.consumer(
-        durable,
-        |spec| {
-            spec.max_deliver = 3;
-            spec.backoff = vec![backoff];
-            spec.ack_wait = Duration::from_secs(1);
-        },
-        handler.clone(),
-    );
-    let consumer = inbox.ensure().await?;
-    let id = Uuid::now_v7();
-    kit.publish_raw(WIDGET_CREATED, cloud_event_headers(id), b"widget")
-        .await?;
-
-    // when each delivery is processed until the consumer gives up,
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut dispositions = Vec::new();
-    let mut last_nak: Option<Instant> = None;
-    loop {
-        let message = next_delivery(&consumer, deadline).await?;
-        if let Some(at) = last_nak {
-            // The server honours the nak delay: a redelivery never comes before the back-off.
-            let waited = at.elapsed();
-            assert!(
-                waited >= backoff - Duration::from_millis(10),
-                "redelivered after {waited:?}, back-off is {backoff:?}"
-            );
-        }
-        let delivered = message.info().map_err(|e| anyhow::anyhow!(e))?.delivered;
-        assert_eq!(
-            delivered,
-            dispositions.len() as i64 + 1,
-            "deliveries are counted"
-        );
-        let disposition = inbox.process(&message).await?;
-        last_nak = Some(Instant::now());
-        dispositions.push(disposition);
-        if disposition == Disposition::DeadLettered {
-            break;
-        }
-        ensure!(
-            dispositions.len() < 10,
-            "never dead-lettered: {dispositions:?}"
-        );
-    }
-
-    // then it was retried twice and dead-lettered on the third delivery,
-    assert_eq!(
-        dispositions,
-        vec![
-            Disposition::Retrying,
-            Disposition::Retrying,
-            Disposition::DeadLettered
-        ]
-    );
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 3);
-
-    // the event sits on the dead-letter subject with the failure in `desk-error`,
-    let dead_letter = kit.source.dead_letter_subject(durable);
-    assert_eq!(dead_letter, "desk.kt.kittest._deadletter.kittest-retry");
-    let parked = kit
-        .stream()
-        .await?
-        .get_last_raw_message_by_subject(&dead_letter)
-        .await?;
-    let error = header(&parked.headers, "desk-error").context("desk-error header")?;
-    assert!(
-        error.contains("the widget registry is down"),
-        "desk-error = {error:?}"
-    );
-    assert_eq!(
-        header(&parked.headers, "ce-id"),
-        Some(id.to_string()),
-        "the dead letter keeps the CloudEvents headers"
-    );
-    assert_eq!(
-        header(&parked.headers, "desk-original-subject").as_deref(),
-        Some(WIDGET_CREATED)
-    );
-    assert_eq!(parked.payload.as_ref(), b"widget");
-
-    // no effect survived any attempt, and the message is not delivered again.
-    assert_eq!(
-        kit.count(EFFECTS).await?,
-        0,
-        "every attempt's effect rolled back"
-    );
-    assert_eq!(
-        kit.count(INBOX).await?,
-        0,
-        "a failed event is not recorded as processed"
-    );
-    settled(&consumer).await?;
-    Ok(())
-}
-
-on_both_backends!(rejecting_handler_dead_letters_at_once =>
-    a_rejecting_handler_dead_letters_on_the_first_delivery_on_postgres,
-    a_rejecting_handler_dead_letters_on_the_first_delivery_on_sqlite);
-
-async fn rejecting_handler_dead_letters_at_once(backend: Backend) -> anyhow::Result<()> {
-    // Given a handler that rejects every event,
-    let kit = Kit::start(backend).await?;
-    let handler = EffectHandler::new(Outcome::Reject("widget contradicts the model"));
-    let durable = "kittest-reject";
-    let inbox = kit.consumer(durable, |spec| spec.max_deliver = 5, handler.clone());
-    let consumer = inbox.ensure().await?;
-    kit.publish_raw(
-        WIDGET_CREATED,
-        cloud_event_headers(Uuid::now_v7()),
-        b"widget",
-    )
-    .await?;
-
-    // when the first delivery is processed, then it is dead-lettered at once.
-    let message = next_delivery(&consumer, Instant::now() + Duration::from_secs(10)).await?;
-    assert_eq!(message.info().map_err(|e| anyhow::anyhow!(e))?.delivered, 1);
-    assert_eq!(inbox.process(&message).await?, Disposition::DeadLettered);
-    assert_eq!(handler.calls.load(Ordering::SeqCst), 1);
-    let parked = kit
-        .stream()
-        .await?
-        .get_last_raw_message_by_subject(&kit.source.dead_letter_subject(durable))
-        .await?;
-    let error = header(&parked.headers, "desk-error").context("desk-error header")?;
-    assert!(
-        error.contains("widget contradicts the model"),
-        "desk-error = {error:?}"
-    );
-    assert_eq!(kit.count(EFFECTS).await?, 0);
-    settled(&consumer).await?;
-    Ok(())
-}
-
-on_both_backends!(message_without_cloudevents_is_dead_lettered =>
-    a_message_without_cloudevents_headers_is_dead_lettered_not_retried_forever_on_postgres,
-    a_message_without_cloudevents_headers_is_dead_lettered_not_retried_forever_on_sqlite);
-
-async fn message_without_cloudevents_is_dead_lettered(backend: Backend) -> anyhow::Result<()> {
-    // Given a message with no CloudEvents headers at all (and one with a malformed ce-id),
-    let kit = Kit::start(backend).await?;
-    let handler = EffectHandler::new(Outcome::Apply);
-    let durable = "kittest-junk";
-    let inbox = kit.consumer(
-        durable,
-        |spec| {
-            spec.max_deliver = 3;
-            spec.ack_wait = Duration::from_secs(1);
-        },
-        handler.clone(),
-    );
-    let consumer = inbox.ensure().await?;
-    kit.jetstream
-        .publish(WIDGET_CREATED, "no headers".into())
-        .await?
-        .await?;
-    let mut malformed = cloud_event_headers(Uuid::now_v7());
-    malformed.insert("ce-id", "not-a-uuid");
-    kit.publish_raw(WIDGET_CREATED, malformed, b"bad id")
-        .await?;
-
-    // when each is delivered, then each is dead-lettered on its first delivery without the handler,
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for _ in 0..2 {
-        let message = next_delivery(&consumer, deadline).await?;
-        assert_eq!(
-            message.info().map_err(|e| anyhow::anyhow!(e))?.delivered,
-            1,
-            "a first delivery"
-        );
-        assert_eq!(inbox.process(&message).await?, Disposition::DeadLettered);
-    }
-    assert_eq!(
-        handler.calls.load(Ordering::SeqCst),
-        0,
-        "the handler never saw them"
-    );
-    let dead_letters = read_with_consumer(&kit, &kit.source.dead_letter_subject(durable)).await?;
-    assert_eq!(dead_letters.len(), 2);
-    for parked in &dead_letters {
-        let headers = parked
-            .headers
-            .as_ref()
-            .context("dead letters carry headers")?;
-        assert!(
-            header(headers, "desk-error").is_some_and(|e| e.contains("CloudEvents")),
-            "{headers:?}"
-        );
-    }
-    assert_eq!(dead_letters[0].payload.as_ref(), b"no headers");
-
-    // and both are terminated: nothing is left pending or awaiting an ack, so nothing comes back.
-    settled(&consumer).await?;
-    assert_eq!(kit.count(EFFECTS).await?, 0);
-    Ok(())
-}
-
-on_both_backends!(multi_line_failure_is_dead_lettered =>
-    a_failure_reason_spanning_lines_is_dead_lettered_without_a_panic_on_postgres,
-    a_failure_reason_spanning_lines_is_dead_lettered_without_a_panic_on_sqlite);
-
-/// NATS header values cannot hold CR or LF; async-nats panics on them. A handler's reason is free
-/// text (error chains, decoder messages), so it has to be made safe before it becomes `desk-error`.
-async fn multi_line_failure_is_dead_lettered(backend: Backend) -> anyhow::Result<()> {
-    // Given a handler that rejects with a reason spanning two lines,
-    let kit = Kit::start(backend).await?;
-    let durable = "kittest-multiline";
-    let inbox = Arc::new(kit.consumer(
-        durable,
-        |_| {},
-        EffectHandler::new(Outcome::Reject(
-            "cannot decode widget\ncaused by: truncated\r\n",
-        )),
-    ));
-    let consumer = inbox.ensure().await?;
-    kit.publish_raw(
-        WIDGET_CREATED,
-        cloud_event_headers(Uuid::now_v7()),
-        b"widget",
-    )
-    .await?;
-
-    // when the delivery is processed (in a task, so a panic is caught and reported),
-    let message = next_delivery(&consumer, Instant::now() + Duration::from_secs(10)).await?;
-    let processing = {
-        let inbox = inbox.clone();
-        tokio::spawn(async move { inbox.process(&message).await })
-    };
-    let disposition = match processing.await {
-        Ok(result) => result?,
-        Err(error) if error.is_panic() => {
-            bail!("InboxConsumer::process panicked on a multi-line failure reason: {error}")
-        }
-        Err(error) => return Err(error.into()),
-    };
-
-    // then it is dead-lettered with the reason, on one line, in `desk-error`.
-    assert_eq!(disposition, Disposition::DeadLettered);
-    let parked = kit
-        .stream()
-        .await?
-        .get_last_raw_message_by_subject(&kit.source.dead_letter_subject(durable))
-        .await?;
-    let error = header(&parked.headers, "desk-error").context("desk-error header")?;
-    assert!(
-        error.contains("cannot decode widget") && error.contains("truncated"),
-        "desk-error = {error:?}"
-    );
-    Ok(())
-}
+#[path = "events/consumer.rs"]
+mod consumer;

@@ -60,7 +60,8 @@ pub async fn build(
         settings.outbox.clone(),
         relay_handle.clone(),
     )
-    .with_stream_settings(&settings.nats);
+    .with_stream_settings(&settings.nats)
+    .with_clock(platform.clock.clone());
     let store = Arc::new(store::TicketStore::new(Publisher::new(
         db,
         Outbox::new(source),
@@ -93,6 +94,7 @@ pub async fn build(
         name: SERVICE,
         grpc_services: vec![GRPC_SERVICE],
         workers,
+        consumers: Vec::new(),
     })
 }
 

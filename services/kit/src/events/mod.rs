@@ -6,9 +6,14 @@
 //! - [`streams`]: one stream per publishing service and region, created or updated at start.
 //! - [`outbox`]: stage an event in the writer's transaction; the relay publishes it after commit.
 //! - [`publisher`]: a service's write path: transaction, staged events, commit that wakes the relay.
-//! - [`inbox`]: durable pull consumers whose effects and event ids commit together.
+//! - [`consumer`]: supervised durable pull consumers that apply batches of events in one
+//!   transaction with their inbox rows and the events they publish.
+//! - [`dispatch`]: typed dispatch by `ce-type` to handlers of decoded protobuf messages.
+//! - [`inbox`]: the ids of applied events, so a redelivery has no second effect.
 //! - [`migrations`]: the outbox and inbox tables, which every service includes in its migrator.
 
+pub mod consumer;
+pub mod dispatch;
 pub mod envelope;
 pub mod inbox;
 pub mod migrations;
@@ -16,6 +21,8 @@ pub mod outbox;
 pub mod publisher;
 pub mod streams;
 
+pub use consumer::{Consumer, ConsumerSpec, Disposition, SpawnedConsumer};
+pub use dispatch::{Dispatcher, Effect, Handle, HandlerError, UnknownType};
 pub use envelope::{EventSource, IncomingEvent, OutgoingEvent};
 pub use outbox::{Outbox, OutboxRelay, RelayHandle};
 pub use publisher::Publisher;

@@ -173,6 +173,8 @@ pub struct OutboxRelay {
     /// The stream's creation time as last seen: a different one means the stream was re-created
     /// and everything kept must be published again.
     stream_created: std::sync::Mutex<Option<String>>,
+    /// Stamps `published_at` and dates the purge (ARCHITECTURE §10: no wall-clock reads).
+    clock: crate::clock::SharedClock,
 }
 
 struct PendingRow {
@@ -212,7 +214,14 @@ impl OutboxRelay {
             handle,
             stream_config,
             stream_created: std::sync::Mutex::new(None),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         }
+    }
+
+    /// The clock that stamps `published_at` and dates the purge of published rows.
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The stream limits to use when the relay has to re-create the stream.
@@ -455,7 +464,7 @@ impl OutboxRelay {
         let update = Query::update()
             .table(Alias::new(&self.table))
             .values([
-                (Alias::new("published_at"), Expr::value(Utc::now())),
+                (Alias::new("published_at"), Expr::value(self.clock.now())),
                 (Alias::new("stream_seq"), stream_seq.into()),
             ])
             .and_where(Expr::col(Alias::new("seq")).is_in(acknowledged.iter().map(|(seq, _)| *seq)))
@@ -505,7 +514,8 @@ impl OutboxRelay {
     }
 
     async fn purge_published(&self) -> Result<u64, DbErr> {
-        let cutoff = Utc::now() - chrono::Duration::hours(self.settings.retention_hours as i64);
+        let cutoff =
+            self.clock.now() - chrono::Duration::hours(self.settings.retention_hours as i64);
         let delete = Query::delete()
             .from_table(Alias::new(&self.table))
             .and_where(Expr::col(Alias::new("published_at")).lt(cutoff))

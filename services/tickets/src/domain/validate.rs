@@ -317,7 +317,6 @@ fn opaque(field: &str, value: &str, max_chars: usize, violations: &mut Violation
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
