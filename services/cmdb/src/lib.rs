@@ -8,8 +8,10 @@
 //!   and their lifecycle, relationship rules, identification and reconciliation of import
 //!   batches, and the in-memory impact graph. No I/O, no async, no clock reads.
 //! - [`store`]: sea-orm entities, migrations and queries, scoped by tenant.
-//! - [`api`]: the gRPC service; keeps the per-tenant impact graphs current from its own writes.
-//! - [`events`]: the facts it publishes through the outbox.
+//! - [`api`]: the gRPC service; keeps the per-tenant impact graphs current from its own writes
+//!   ([`api::index`]: per-tenant snapshots that walks read without locks).
+//! - [`events`]: the facts it publishes through the outbox, and the replica follower that
+//!   applies other replicas' writes to this one's memory ([`events::replica`]).
 //!
 //! [`build`] wires them into a process and rebuilds the impact index from the database at start.
 
@@ -24,7 +26,7 @@ use desk_kit::{
     Platform, ServiceParts,
     auth::AuthInterceptor,
     db::Db,
-    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, streams},
+    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, follow::Follow, streams},
 };
 use desk_proto::cmdb::v1::cmdb_service_server::CmdbServiceServer;
 use sea_orm_migration::MigratorTrait;
@@ -52,14 +54,16 @@ pub async fn open_database(settings: &desk_kit::settings::Settings) -> anyhow::R
     Ok(db)
 }
 
+/// Every tenant's impact graph, with the version of each CI in it.
+pub type LoadedGraphs = HashMap<String, (ImpactGraph, HashMap<uuid::Uuid, i64>)>;
+
 /// Loads every tenant's graph from the database (service start).
-pub async fn rebuild_graphs(
-    store: &store::CmdbStore,
-) -> anyhow::Result<HashMap<String, ImpactGraph>> {
+pub async fn rebuild_graphs(store: &store::CmdbStore) -> anyhow::Result<LoadedGraphs> {
     let rows = store.graph_rows().await?;
     let mut nodes: HashMap<String, Vec<ImpactNode>> = HashMap::new();
+    let mut versions: HashMap<String, HashMap<uuid::Uuid, i64>> = HashMap::new();
     let mut catalogs: HashMap<String, domain::ClassCatalog> = HashMap::new();
-    for (tenant, id, class, status, name) in rows.nodes {
+    for (tenant, id, class, status, name, version) in rows.nodes {
         if !catalogs.contains_key(&tenant) {
             catalogs.insert(tenant.clone(), api::tenant_catalog(store, &tenant).await?);
         }
@@ -67,6 +71,10 @@ pub async fn rebuild_graphs(
         let business_service = catalogs
             .get(&tenant)
             .is_some_and(|c| c.is_subclass_of(&class, domain::class::BUSINESS_SERVICE));
+        versions
+            .entry(tenant.clone())
+            .or_default()
+            .insert(id, version);
         nodes.entry(tenant).or_default().push(ImpactNode {
             id,
             class,
@@ -86,11 +94,10 @@ pub async fn rebuild_graphs(
     let mut graphs = HashMap::new();
     for (tenant, tenant_nodes) in nodes {
         let tenant_edges = edges.remove(&tenant).unwrap_or_default();
-        graphs.insert(
-            tenant,
-            ImpactGraph::build(tenant_nodes, tenant_edges)
-                .map_err(|e| anyhow::anyhow!("impact index: {e}"))?,
-        );
+        let graph = ImpactGraph::build(tenant_nodes, tenant_edges)
+            .map_err(|e| anyhow::anyhow!("impact index: {e}"))?;
+        let tenant_versions = versions.remove(&tenant).unwrap_or_default();
+        graphs.insert(tenant, (graph, tenant_versions));
     }
     Ok(graphs)
 }
@@ -115,9 +122,16 @@ pub async fn build(
     .with_clock(platform.clock.clone());
     let store = Arc::new(store::CmdbStore::new(Publisher::new(
         db,
-        Outbox::new(source),
+        Outbox::new(source.clone()),
         relay_handle,
     )));
+    // The stream's position is taken before the database is read: following from there, this
+    // replica sees every change committed after the load (and perhaps some it already has).
+    let follow = Follow::new(
+        source.stream_name(),
+        events::replica::followed_subjects(&settings.region),
+    );
+    let loaded_at = follow.last_sequence(&platform.jetstream).await?;
     let started = std::time::Instant::now();
     let graphs = rebuild_graphs(&store).await?;
     tracing::info!(
@@ -125,15 +139,26 @@ pub async fn build(
         seconds = started.elapsed().as_secs_f64(),
         "impact index rebuilt"
     );
+    // An import batch of MAX_IMPORT_ITEMS items with their attributes, and the plan it answers,
+    // can be larger than an ordinary request: the CMDB accepts at least IMPORT_MESSAGE_BYTES.
+    let max = settings.grpc.max_message_bytes.max(IMPORT_MESSAGE_BYTES);
     let api = api::CmdbApi::new(
         store,
         settings.region.clone(),
         platform.clock.clone(),
-        Arc::new(std::sync::RwLock::new(graphs)),
+        Arc::new(api::ImpactIndex::new(graphs)),
+        max,
     );
-    // An import batch of MAX_IMPORT_ITEMS items with their attributes, and the plan it answers,
-    // can be larger than an ordinary request: the CMDB accepts at least IMPORT_MESSAGE_BYTES.
-    let max = settings.grpc.max_message_bytes.max(IMPORT_MESSAGE_BYTES);
+    let replica_api = api.clone();
+    let (follower, _followed_up_to) = follow.spawn(
+        platform.jetstream.clone(),
+        loaded_at,
+        move |events| {
+            let api = replica_api.clone();
+            async move { events::replica::apply(&api, events).await }
+        },
+        platform.workers_shutdown.clone(),
+    );
     let server = CmdbServiceServer::new(api)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -141,7 +166,10 @@ pub async fn build(
         server,
         AuthInterceptor::new(platform.verifier.clone()),
     ));
-    let workers = vec![tokio::spawn(relay.run(platform.workers_shutdown.clone()))];
+    let workers = vec![
+        tokio::spawn(relay.run(platform.workers_shutdown.clone())),
+        follower,
+    ];
     Ok(ServiceParts {
         name: SERVICE,
         grpc_services: vec![GRPC_SERVICE],

@@ -977,6 +977,7 @@ fn impact_request(
         relationship_types: Vec::new(),
         include_paths: explain == Explain::Paths,
         include_via: explain == Explain::Via,
+        view: pb::ImpactView::Full as i32,
     }
 }
 

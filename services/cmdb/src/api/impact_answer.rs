@@ -50,31 +50,61 @@ mod field {
     pub const STEP_TARGET_ID: u32 = 3;
 }
 
+/// Why there is no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The answer would not fit in a gRPC message the service may send.
+    #[error("the answer would be {bytes} bytes, more than the {limit} a message may hold")]
+    TooLarge { bytes: usize, limit: usize },
+}
+
 /// The answer to `query` over `graph`, encoded; ids are formatted for `region`.
 pub fn encode_impact_answer(
     graph: &ImpactGraph,
     region: &str,
     query: &ImpactQuery,
-) -> Result<pb::EncodedAnalyzeImpactResponse, GraphError> {
-    encode_in_parts(graph, region, query, WRITE_IN_TWO_FROM)
+) -> Result<pb::EncodedAnalyzeImpactResponse, AnswerError> {
+    encode_in_parts(graph, region, query, usize::MAX, WRITE_IN_TWO_FROM)
 }
 
-/// [`encode_impact_answer`], by two threads from `in_two_from` reported CIs on.
+/// [`encode_impact_answer`], refused with [`AnswerError::TooLarge`] when the answer would be more
+/// than `limit` bytes: found after the walk and before a byte is written, so an answer too large
+/// to send costs the walk only (and a count of its size when a cheap bound does not settle it).
+pub fn encode_impact_answer_within(
+    graph: &ImpactGraph,
+    region: &str,
+    query: &ImpactQuery,
+    limit: usize,
+) -> Result<pb::EncodedAnalyzeImpactResponse, AnswerError> {
+    encode_in_parts(graph, region, query, limit, WRITE_IN_TWO_FROM)
+}
+
+/// [`encode_impact_answer_within`], by two threads from `in_two_from` reported CIs on.
 fn encode_in_parts(
     graph: &ImpactGraph,
     region: &str,
     query: &ImpactQuery,
+    limit: usize,
     in_two_from: usize,
-) -> Result<pb::EncodedAnalyzeImpactResponse, GraphError> {
+) -> Result<pb::EncodedAnalyzeImpactResponse, AnswerError> {
     graph
         .impact_with(query, |walked| {
+            let bytes = answer_len_over(graph, region, query, walked, limit);
+            if let Some(bytes) = bytes {
+                return Err(AnswerError::TooLarge { bytes, limit });
+            }
             let len = walked.len();
-            if len < in_two_from.max(2) {
+            let helper = (len >= in_two_from.max(2))
+                .then(HelperThread::take)
+                .flatten();
+            let Some(_helper) = helper else {
                 let mut whole = Writer::new(graph, region, len);
                 whole.cis(walked, 0..len);
                 whole.end(walked, query, &[]);
-                return vec![whole.out];
-            }
+                return Ok(vec![whole.out]);
+            };
             let middle = len / 2;
             // Captures references only, so it can be handed to a thread and still be called.
             let write_tail = || {
@@ -97,9 +127,186 @@ fn encode_in_parts(
                 }
             });
             tail.end(walked, query, &head.business);
-            vec![head.out, tail.out]
-        })
+            Ok(vec![head.out, tail.out])
+        })?
         .map(pb::EncodedAnalyzeImpactResponse::from_parts)
+}
+
+/// A slot for a second thread writing half of a large answer. Slots are as many as the process
+/// has cores less one, so concurrent large answers never start more threads than can run: an
+/// answer that finds none taken writes both halves on its own thread.
+struct HelperThread;
+
+static HELPER_THREADS_IN_USE: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+impl HelperThread {
+    fn take() -> Option<HelperThread> {
+        use std::sync::atomic::Ordering;
+        static SLOTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let slots = *SLOTS.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get().saturating_sub(1))
+                .unwrap_or(0)
+        });
+        HELPER_THREADS_IN_USE
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < slots).then_some(used + 1)
+            })
+            .ok()
+            .map(|_| HelperThread)
+    }
+}
+
+impl Drop for HelperThread {
+    fn drop(&mut self) {
+        HELPER_THREADS_IN_USE.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// `Some(bytes)` when the answer to `walked` would exceed `limit` bytes. A bound from the longest
+/// label the graph holds settles most answers at once; only one near the limit is counted CI by
+/// CI (as [`Writer::ci`] would write it).
+fn answer_len_over(
+    graph: &ImpactGraph,
+    region: &str,
+    query: &ImpactQuery,
+    walked: &Walked<'_>,
+    limit: usize,
+) -> Option<usize> {
+    let id_len = region.len() + 1 + uuid::fmt::Hyphenated::LENGTH;
+    // Per CI: its framing, id, label, depth, the compact explanation, and its business position.
+    let per_ci = 6 + delimited_len(id_len) + 6 + graph.longest_label() + 6 + 3 + 6 + 2 + 5;
+    let step = delimited_len(2 * delimited_len(id_len) + 3);
+    let mut bound = 64usize;
+    for reported in walked.reported() {
+        bound = bound.saturating_add(per_ci);
+        if reported.whole_path {
+            bound = bound.saturating_add(step.saturating_mul(reported.depth as usize));
+        }
+        if bound > limit {
+            break;
+        }
+    }
+    if bound <= limit {
+        return None;
+    }
+    let mut exact = 0usize;
+    let mut business = 0usize;
+    for (position, reported) in walked.reported().enumerate() {
+        let label = graph.label_at(reported.node);
+        let path = walked.path(&reported);
+        exact = exact.saturating_add(delimited_len(ci_len(id_len, &label, &reported, &path)));
+        if label.business_service {
+            business += encoded_len_varint(position as u64);
+        }
+    }
+    // The fields after the CIs, as `Writer::end` writes them.
+    let truncated_by = match walked.truncated() {
+        Some(Truncation::Depth) => "depth",
+        Some(Truncation::Nodes) => "nodes",
+        None => "",
+    };
+    exact = exact
+        + text_len(truncated_by)
+        + varint_len(u64::from(query.max_depth))
+        + varint_len(u64::from(query.max_nodes))
+        + varint_len(u64::from(walked.visited()))
+        + if business > 0 {
+            delimited_len(business)
+        } else {
+            0
+        };
+    (exact > limit).then_some(exact)
+}
+
+/// The answer in brief (the SUMMARY view): counts, classes and the business services reached,
+/// each without its path.
+pub fn summarize_impact(
+    graph: &ImpactGraph,
+    region: &str,
+    query: &ImpactQuery,
+) -> Result<pb::AnalyzeImpactResponse, GraphError> {
+    graph.impact_with(query, |walked| {
+        let mut by_class: Vec<(usize, u32)> = Vec::new();
+        let mut class_positions: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        let mut business_services = Vec::new();
+        let mut max_depth_reached = 0;
+        for reported in walked.reported() {
+            let label = graph.label_at(reported.node);
+            max_depth_reached = max_depth_reached.max(reported.depth);
+            let next = by_class.len();
+            let at = *class_positions.entry(label.class).or_insert(next);
+            if at == next {
+                by_class.push((at, 0));
+            }
+            by_class[at].1 += 1;
+            if label.business_service {
+                business_services.push(pb::ImpactedCi {
+                    id: desk_kit::ids::format_id(region, label.id),
+                    name: label.name.to_owned(),
+                    class: label.class.to_owned(),
+                    depth: reported.depth,
+                    ..Default::default()
+                });
+            }
+        }
+        let mut classes: Vec<(&str, usize)> = class_positions.into_iter().collect();
+        classes.sort_by_key(|(_, at)| *at);
+        let mut by_class: Vec<pb::ClassCount> = classes
+            .into_iter()
+            .map(|(class, at)| pb::ClassCount {
+                class: class.to_owned(),
+                count: by_class[at].1,
+            })
+            .collect();
+        // Most common first; ties by name, so the same graph gives the same answer.
+        by_class.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.class.cmp(&b.class)));
+        pb::AnalyzeImpactResponse {
+            truncated_by: match walked.truncated() {
+                Some(Truncation::Depth) => "depth",
+                Some(Truncation::Nodes) => "nodes",
+                None => "",
+            }
+            .to_owned(),
+            max_depth: query.max_depth,
+            max_nodes: query.max_nodes,
+            visited: walked.visited(),
+            summary: Some(pb::ImpactSummary {
+                cis_reached: u32::try_from(walked.len()).unwrap_or(u32::MAX),
+                business_services,
+                by_class,
+                max_depth_reached,
+            }),
+            ..Default::default()
+        }
+    })
+}
+
+/// Bytes of one reported CI's `ImpactedCi` message (without its own key and length).
+fn ci_len(id_len: usize, label: &Label<'_>, reported: &Reported, path: &[PathStep]) -> usize {
+    let step_len = 2 * delimited_len(id_len);
+    let (reached_by, reached_from, as_source) = match reported.reached {
+        Some(reached) => (
+            relationship_type_to_pb(reached.relationship) as u64,
+            Some(u64::from(reached.from)),
+            reached.as_source,
+        ),
+        None => (0, None, false),
+    };
+    delimited_len(id_len)
+        + text_len(label.name)
+        + text_len(label.class)
+        + varint_len(u64::from(reported.depth))
+        + path
+            .iter()
+            .map(|step| delimited_len(step_len + varint_len(relationship_number(step))))
+            .sum::<usize>()
+        + varint_len(reached_by)
+        // `optional`: sent when set, zero included.
+        + reached_from.map_or(0, |from| 1 + encoded_len_varint(from))
+        + if as_source { 2 } else { 0 }
 }
 
 /// Writes reported CIs, and the fields after them, into `out`.
@@ -226,18 +433,7 @@ impl<'a> Writer<'a> {
             ),
             None => (0, None, false),
         };
-        let len = delimited_len(id_len)
-            + text_len(name)
-            + text_len(class)
-            + varint_len(u64::from(reported.depth))
-            + path
-                .iter()
-                .map(|step| delimited_len(step_len + varint_len(relationship_number(step))))
-                .sum::<usize>()
-            + varint_len(reached_by)
-            // `optional`: sent when set, zero included.
-            + reached_from.map_or(0, |from| 1 + encoded_len_varint(from))
-            + if as_source { 2 } else { 0 };
+        let len = ci_len(id_len, label, reported, &path);
 
         self.key_and_len(field::CIS, len);
         self.id(field::CI_ID, label.id);
@@ -348,6 +544,7 @@ mod tests {
             max_depth: query.max_depth,
             max_nodes: query.max_nodes,
             visited: result.visited,
+            summary: None,
         }
         .encode_to_vec()
     }
@@ -403,7 +600,8 @@ mod tests {
         assert_eq!(encoded.encode_to_vec(), expected, "query {query:?}");
         // Written by two threads, split anywhere: the same bytes.
         for in_two_from in [2, 3, 7] {
-            let in_two = encode_in_parts(graph, "emea", query, in_two_from).expect("known");
+            let in_two =
+                encode_in_parts(graph, "emea", query, usize::MAX, in_two_from).expect("known");
             assert_eq!(
                 in_two.encode_to_vec(),
                 expected,
@@ -436,6 +634,73 @@ mod tests {
                 assert_same(&graph, &query(vec![id(1)], direction, paths, via));
             }
         }
+    }
+
+    #[test]
+    fn an_answer_over_the_message_limit_is_refused_before_it_is_written() {
+        let edges: Vec<(usize, usize, usize)> = (0..299).map(|i| (i, 0, i + 1)).collect();
+        let graph = graph(300, &edges);
+        for (paths, via) in [(false, false), (true, false), (false, true)] {
+            let full = query(vec![id(299)], Direction::Upstream, paths, via);
+            let bytes = encode_impact_answer(&graph, "emea", &full)
+                .expect("known")
+                .encode_to_vec()
+                .len();
+            // The exact size fits; a byte less does not, and the error says how large it was.
+            assert!(encode_impact_answer_within(&graph, "emea", &full, bytes).is_ok());
+            assert_eq!(
+                encode_impact_answer_within(&graph, "emea", &full, bytes - 1).err(),
+                Some(AnswerError::TooLarge {
+                    bytes,
+                    limit: bytes - 1
+                }),
+                "paths {paths}, via {via}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_summary_counts_what_the_full_answer_lists() {
+        let edges: Vec<(usize, usize, usize)> =
+            (0..39).map(|i| (i, i % 3, (i * 7 + 1) % 40)).collect();
+        let graph = graph(40, &edges);
+        let walk = query(vec![id(1), id(9)], Direction::Both, false, false);
+        let full = graph.impact(&walk).expect("known");
+        let answer = summarize_impact(&graph, "emea", &walk).expect("known");
+        let summary = answer.summary.clone().expect("a summary");
+        assert!(answer.cis.is_empty());
+        assert_eq!(summary.cis_reached as usize, full.nodes.len());
+        assert_eq!(
+            summary
+                .by_class
+                .iter()
+                .map(|c| c.count as usize)
+                .sum::<usize>(),
+            full.nodes.len()
+        );
+        assert!(
+            summary
+                .by_class
+                .windows(2)
+                .all(|w| w[0].count >= w[1].count)
+        );
+        let expected: Vec<String> = full
+            .business_services
+            .iter()
+            .map(|&at| ids::format_id("emea", full.nodes[at].id))
+            .collect();
+        let reported: Vec<String> = summary
+            .business_services
+            .iter()
+            .map(|b| b.id.clone())
+            .collect();
+        assert_eq!(reported, expected);
+        assert!(summary.business_services.iter().all(|b| b.path.is_empty()));
+        assert_eq!(
+            summary.max_depth_reached,
+            full.nodes.iter().map(|n| n.depth).max().unwrap_or(0)
+        );
+        assert!(answer.encode_to_vec().len() < 2048, "a summary is small");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 pub mod convert;
 mod error;
 mod impact_answer;
+pub mod index;
 mod lookup;
+mod tenant_cache;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, RwLock},
+    sync::Arc,
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
@@ -23,14 +25,16 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 pub use error::CmdbError;
-pub use impact_answer::encode_impact_answer;
+pub use impact_answer::{AnswerError, encode_impact_answer, encode_impact_answer_within};
+pub use index::{ImpactIndex, IndexChange};
+use tenant_cache::TenantCache;
 
 use crate::{
     domain::{
         self as d, API_SOURCE, Ci, CiPatch, CiStatus, ClassCatalog, Criticality, Environment,
-        ImpactGraph, ImportBatch, ImportItem, ImportRef, ImportRelationship, InvalidItems,
-        ItemAction, NewCi, Provenance, RelationshipAction, SourcePrecedence, ValidationMode,
-        Violations, check_relationship,
+        ImportBatch, ImportItem, ImportRef, ImportRelationship, InvalidItems, ItemAction, NewCi,
+        Provenance, RelationshipAction, SourcePrecedence, ValidationMode, Violations,
+        check_relationship,
         identification::PlannedEnd,
         impact::{Direction, ImpactEdge, ImpactNode, ImpactQuery},
         validate_attributes,
@@ -63,17 +67,18 @@ const READERS: &[&str] = &[
 ];
 const WRITERS: &[&str] = &["admin", "integrator", "configuration_manager"];
 
-/// Per-tenant impact graphs, kept current from this service's own writes.
-pub type Graphs = Arc<RwLock<HashMap<String, ImpactGraph>>>;
-
 #[derive(Clone)]
 pub struct CmdbApi {
     store: Arc<CmdbStore>,
     region: String,
     clock: SharedClock,
-    graphs: Graphs,
-    catalogs: Arc<RwLock<HashMap<String, Arc<ClassCatalog>>>>,
-    precedences: Arc<RwLock<HashMap<String, Arc<SourcePrecedence>>>>,
+    /// Every tenant's impact graph: this replica's writes apply at once, other replicas' arrive
+    /// as events (`events::replica`).
+    index: Arc<ImpactIndex>,
+    catalogs: Arc<TenantCache<ClassCatalog>>,
+    precedences: Arc<TenantCache<SourcePrecedence>>,
+    /// The largest answer the service may send (its gRPC encoding limit).
+    answer_limit_bytes: usize,
 }
 
 /// The caller, as the CMDB sees them.
@@ -113,15 +118,40 @@ impl From<Principal> for Caller {
 }
 
 impl CmdbApi {
-    pub fn new(store: Arc<CmdbStore>, region: String, clock: SharedClock, graphs: Graphs) -> Self {
+    pub fn new(
+        store: Arc<CmdbStore>,
+        region: String,
+        clock: SharedClock,
+        index: Arc<ImpactIndex>,
+        answer_limit_bytes: usize,
+    ) -> Self {
         Self {
             store,
             region,
             clock,
-            graphs,
+            index,
             catalogs: Arc::default(),
             precedences: Arc::default(),
+            answer_limit_bytes,
         }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn index(&self) -> &ImpactIndex {
+        &self.index
+    }
+
+    /// Another replica changed the tenant's classes: the next read loads them again.
+    pub fn forget_catalog(&self, tenant: &str) {
+        self.catalogs.invalidate(tenant);
+    }
+
+    /// Another replica changed the tenant's source precedence: the next read loads it again.
+    pub fn forget_precedence(&self, tenant: &str) {
+        self.precedences.invalidate(tenant);
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -150,18 +180,12 @@ impl CmdbApi {
 
     /// The tenant's classes: built-in plus its own, cached after the first read.
     pub async fn catalog(&self, tenant: &str) -> CmdbResult<Arc<ClassCatalog>> {
-        if let Some(catalog) = self
-            .catalogs
-            .read()
-            .ok()
-            .and_then(|c| c.get(tenant).cloned())
-        {
-            return Ok(catalog);
-        }
+        let generation = match self.catalogs.get(tenant) {
+            Ok(catalog) => return Ok(catalog),
+            Err(generation) => generation,
+        };
         let catalog = Arc::new(tenant_catalog(&self.store, tenant).await?);
-        if let Ok(mut cache) = self.catalogs.write() {
-            cache.insert(tenant.to_owned(), catalog.clone());
-        }
+        self.catalogs.keep(tenant, generation, catalog.clone());
         Ok(catalog)
     }
 
@@ -187,17 +211,7 @@ impl CmdbApi {
             .ok_or(CmdbError::NotFound("CI"))
     }
 
-    fn graph_node(ci: &Ci) -> ImpactNode {
-        ImpactNode {
-            id: ci.id,
-            class: ci.class.clone(),
-            name: ci.name.clone(),
-            status: ci.status,
-            business_service: ci.class == d::class::BUSINESS_SERVICE,
-        }
-    }
-
-    /// Applies committed changes to the tenant's impact graph.
+    /// Applies committed changes to the tenant's impact graph (CIs at their new versions first).
     fn update_graph(
         &self,
         tenant: &str,
@@ -206,25 +220,16 @@ impl CmdbApi {
         added: &[ImpactEdge],
         removed: &[ImpactEdge],
     ) {
-        let Ok(mut graphs) = self.graphs.write() else {
-            return;
-        };
-        let graph = graphs.entry(tenant.to_owned()).or_default();
-        for ci in nodes {
-            let mut node = Self::graph_node(ci);
-            node.business_service = catalog.is_subclass_of(&ci.class, d::class::BUSINESS_SERVICE);
-            if graph.node(ci.id).is_some() {
-                let _ = graph.update_node(node);
-            } else {
-                let _ = graph.add_node(node);
-            }
-        }
-        for edge in added {
-            let _ = graph.add_edge(*edge);
-        }
-        for edge in removed {
-            graph.remove_edge(edge);
-        }
+        let changes = nodes
+            .iter()
+            .map(|ci| IndexChange::Ci {
+                node: impact_node(catalog, ci.id, &ci.class, &ci.name, ci.status),
+                version: ci.version,
+            })
+            .chain(added.iter().copied().map(IndexChange::EdgeAdded))
+            .chain(removed.iter().copied().map(IndexChange::EdgeRemoved))
+            .collect();
+        self.index.apply(tenant, changes);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -279,14 +284,10 @@ impl CmdbApi {
 
     /// The tenant's source precedence (cached; this process's writes refresh it).
     pub async fn precedence(&self, tenant: &str) -> CmdbResult<Arc<SourcePrecedence>> {
-        if let Some(found) = self
-            .precedences
-            .read()
-            .ok()
-            .and_then(|c| c.get(tenant).cloned())
-        {
-            return Ok(found);
-        }
+        let generation = match self.precedences.get(tenant) {
+            Ok(found) => return Ok(found),
+            Err(generation) => generation,
+        };
         let stored = self
             .store
             .source_precedence(self.store.db().connection(), tenant)
@@ -302,9 +303,8 @@ impl CmdbApi {
             }
         };
         let precedence = Arc::new(precedence_from_pb(&wire));
-        if let Ok(mut cache) = self.precedences.write() {
-            cache.insert(tenant.to_owned(), precedence.clone());
-        }
+        self.precedences
+            .keep(tenant, generation, precedence.clone());
         Ok(precedence)
     }
 
@@ -366,18 +366,29 @@ impl CmdbApi {
         }
         violations.into_result()?;
         let txn = self.store.begin().await?;
+        let now = self.now();
         self.store
-            .save_source_precedence(
+            .save_source_precedence(&txn, &caller.tenant, B64.encode(wire.encode_to_vec()), now)
+            .await?;
+        // Every replica caches the precedence: the event tells the others to read it again.
+        self.store
+            .stage(
                 &txn,
-                &caller.tenant,
-                B64.encode(wire.encode_to_vec()),
-                self.now(),
+                Fact::SourcePrecedenceUpdated {
+                    precedence: wire.clone(),
+                }
+                .into_event(
+                    &caller.tenant,
+                    &caller.tenant,
+                    &pb::ConfigurationItem::default(),
+                    &caller.actor_pb(),
+                ),
+                now,
             )
             .await?;
         self.store.commit(txn).await?;
-        if let Ok(mut cache) = self.precedences.write() {
-            cache.insert(caller.tenant.clone(), Arc::new(precedence_from_pb(&wire)));
-        }
+        self.precedences
+            .replace(&caller.tenant, Arc::new(precedence_from_pb(&wire)));
         Ok(wire)
     }
 
@@ -415,6 +426,7 @@ impl CmdbApi {
         tenant_classes.push(class.clone());
         let extended = ClassCatalog::with_tenant_classes(tenant_classes)?;
         let txn = self.store.begin().await?;
+        let now = self.now();
         let stored = convert::class_to_pb(&extended, &class, false);
         self.store
             .insert_class(
@@ -422,13 +434,27 @@ impl CmdbApi {
                 &caller.tenant,
                 &class.name,
                 B64.encode(wire.encode_to_vec()),
-                self.now(),
+                now,
+            )
+            .await?;
+        // Every replica caches the catalog: the event tells the others to read it again.
+        self.store
+            .stage(
+                &txn,
+                Fact::ClassCreated {
+                    class: stored.clone(),
+                }
+                .into_event(
+                    &caller.tenant,
+                    &class.name,
+                    &pb::ConfigurationItem::default(),
+                    &caller.actor_pb(),
+                ),
+                now,
             )
             .await?;
         self.store.commit(txn).await?;
-        if let Ok(mut cache) = self.catalogs.write() {
-            cache.insert(caller.tenant.clone(), Arc::new(extended));
-        }
+        self.catalogs.replace(&caller.tenant, Arc::new(extended));
         Ok(stored)
     }
 
@@ -1225,25 +1251,37 @@ impl CmdbApi {
             include_paths: request.include_paths,
             include_via: request.include_via,
         };
-        let graphs = self
-            .graphs
-            .read()
-            .map_err(|_| CmdbError::Precondition("impact index unavailable".into()))?;
-        let Some(graph) = graphs.get(&caller.tenant) else {
+        // The tenant's graph as it is now: no lock is held while it is walked, so no write of
+        // any tenant waits for this walk, nor this walk for a write.
+        let Some(graph) = self.index.snapshot(&caller.tenant) else {
             return Err(CmdbError::NotFound("CI"));
         };
-        let answer = || encode_impact_answer(graph, &self.region, &query);
+        let summary = request.view == pb::ImpactView::Summary as i32;
+        let answer = || {
+            if summary {
+                impact_answer::summarize_impact(&graph, &self.region, &query)
+                    .map(|message| {
+                        pb::EncodedAnalyzeImpactResponse::from_parts(vec![message.encode_to_vec()])
+                    })
+                    .map_err(AnswerError::from)
+            } else {
+                encode_impact_answer_within(&graph, &self.region, &query, self.answer_limit_bytes)
+            }
+        };
         // A closure of tens of thousands of CIs walks and writes for milliseconds: the async
         // worker's other calls (health checks among them) are handed on meanwhile. Handing
         // them on costs some 50 µs, more than a small walk takes; those stay where they are.
         let may_take_long = query.max_depth > 3
             && graph.node_count().min(query.max_nodes as usize) >= LONG_WALK_CIS;
-        if may_take_long {
+        let answer = if may_take_long {
             desk_kit::blocking::in_place(answer)
         } else {
             answer()
-        }
-        .map_err(|_| CmdbError::NotFound("CI"))
+        };
+        answer.map_err(|error| match error {
+            AnswerError::Graph(_) => CmdbError::NotFound("CI"),
+            AnswerError::TooLarge { bytes, limit } => CmdbError::AnswerTooLarge { bytes, limit },
+        })
     }
 
     // ---- imports ----
@@ -1952,6 +1990,24 @@ fn precedence_to_pb(precedence: &SourcePrecedence) -> pb::SourcePrecedence {
 }
 
 /// The built-in classes plus the tenant's own, read from the store.
+/// What the impact index holds of a CI; whether it is a business service is the tenant's
+/// catalog's to say (tenant classes may derive from `business_service`).
+pub fn impact_node(
+    catalog: &ClassCatalog,
+    id: Uuid,
+    class: &str,
+    name: &str,
+    status: CiStatus,
+) -> ImpactNode {
+    ImpactNode {
+        id,
+        class: class.to_owned(),
+        name: name.to_owned(),
+        status,
+        business_service: catalog.is_subclass_of(class, d::class::BUSINESS_SERVICE),
+    }
+}
+
 pub async fn tenant_catalog(store: &CmdbStore, tenant: &str) -> CmdbResult<ClassCatalog> {
     let corrupt = |e: String| crate::store::StoreError::Corrupt(e);
     let mut classes = Vec::new();

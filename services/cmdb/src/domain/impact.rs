@@ -228,6 +228,10 @@ struct Labels {
     stale: usize,
     classes: Vec<String>,
     class_index: HashMap<String, u32>,
+    /// The longest name and class ever held, in bytes: a bound on what one CI's label adds to an
+    /// answer, for refusing one that would be too large before writing it.
+    longest_name: u32,
+    longest_class: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -280,6 +284,7 @@ impl Labels {
         let len = u32::try_from(name.len()).map_err(|_| GraphError::Full)?;
         start.checked_add(len).ok_or(GraphError::Full)?;
         self.text.push_str(name);
+        self.longest_name = self.longest_name.max(len);
         Ok((start, len))
     }
 
@@ -289,6 +294,9 @@ impl Labels {
         }
         // Classes number far below u32::MAX: they are a tenant's catalog.
         let index = self.classes.len() as u32;
+        self.longest_class = self
+            .longest_class
+            .max(u32::try_from(class.len()).unwrap_or(u32::MAX));
         self.classes.push(class.to_owned());
         self.class_index.insert(class.to_owned(), index);
         index
@@ -686,6 +694,12 @@ impl ImpactGraph {
             class: self.labels.class_of(&card),
             business_service: card.business,
         }
+    }
+
+    /// Bytes of the longest name plus the longest class the graph has held: a bound on the label
+    /// of any CI it reports.
+    pub fn longest_label(&self) -> usize {
+        self.labels.longest_name as usize + self.labels.longest_class as usize
     }
 
     pub fn contains_edge(&self, edge: &ImpactEdge) -> bool {

@@ -1,6 +1,10 @@
-//! What the CMDB publishes: `ci.created/updated/retired`, `relationship.added/removed` and
-//! `import.committed` on `desk.<region>.cmdb.<aggregate>.<event>`, bodies from
-//! `proto/desk/cmdb/v1/events.proto`, each carrying the aggregate after the change.
+//! What the CMDB publishes: `ci.created/updated/retired`, `relationship.added/removed`,
+//! `import.committed`, `class.created` and `source_precedence.updated` on
+//! `desk.<region>.cmdb.<tenant>.<aggregate>.<event>`, bodies from
+//! `proto/desk/cmdb/v1/events.proto`, each carrying the aggregate after the change; and what it
+//! follows of its own events to keep every replica's memory current ([`replica`]).
+
+pub mod replica;
 
 use desk_kit::events::OutgoingEvent;
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
@@ -28,6 +32,12 @@ pub enum Fact {
     },
     ImportCommitted {
         batch: pb::ImportBatch,
+    },
+    ClassCreated {
+        class: pb::CiClass,
+    },
+    SourcePrecedenceUpdated {
+        precedence: pb::SourcePrecedence,
     },
 }
 
@@ -87,6 +97,24 @@ impl Fact {
                 "committed",
                 pb::ImportCommitted {
                     batch: Some(batch),
+                    actor,
+                }
+                .encode_to_vec(),
+            ),
+            Fact::ClassCreated { class } => (
+                "class",
+                "created",
+                pb::ClassCreated {
+                    class: Some(class),
+                    actor,
+                }
+                .encode_to_vec(),
+            ),
+            Fact::SourcePrecedenceUpdated { precedence } => (
+                "source_precedence",
+                "updated",
+                pb::SourcePrecedenceUpdated {
+                    precedence: Some(precedence),
                     actor,
                 }
                 .encode_to_vec(),

@@ -87,8 +87,8 @@ pub struct CiFilter {
 /// The graph as stored, for rebuilding the in-memory index at start.
 #[derive(Debug, Default)]
 pub struct GraphRows {
-    /// `(tenant, id, class, status, name)`
-    pub nodes: Vec<(String, Uuid, String, CiStatus, String)>,
+    /// `(tenant, id, class, status, name, version)`
+    pub nodes: Vec<(String, Uuid, String, CiStatus, String, i64)>,
     /// `(tenant, source, type, target)`
     pub edges: Vec<(String, Uuid, RelationshipType, Uuid)>,
 }
@@ -614,7 +614,7 @@ impl CmdbStore {
     /// Every CI and active relationship of every tenant, for rebuilding the impact index.
     pub async fn graph_rows(&self) -> StoreResult<GraphRows> {
         let conn = self.db().connection();
-        let nodes: Vec<(String, Uuid, String, String, String)> = ci::Entity::find()
+        let nodes: Vec<(String, Uuid, String, String, String, i64)> = ci::Entity::find()
             .select_only()
             .columns([
                 ci::Column::TenantId,
@@ -622,6 +622,7 @@ impl CmdbStore {
                 ci::Column::Class,
                 ci::Column::Status,
                 ci::Column::Name,
+                ci::Column::Version,
             ])
             .into_tuple()
             .all(conn)
@@ -639,13 +640,14 @@ impl CmdbStore {
             .all(conn)
             .await?;
         let mut rows = GraphRows::default();
-        for (tenant, id, class, status, name) in nodes {
+        for (tenant, id, class, status, name, version) in nodes {
             rows.nodes.push((
                 tenant,
                 id,
                 class,
                 CiStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?,
                 name,
+                version,
             ));
         }
         for (tenant, source, rel_type, target) in edges {

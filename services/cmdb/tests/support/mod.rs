@@ -169,6 +169,22 @@ impl Drop for TestDesk {
     }
 }
 
+/// A second CMDB process on the same database and NATS ([`TestDesk::start_replica`]).
+pub struct Replica {
+    /// A connected client with no token.
+    pub client: CmdbServiceClient<Channel>,
+    shutdown: Option<oneshot::Sender<()>>,
+    _server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
 /// One event as read back from the stream.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -228,6 +244,17 @@ impl TestDesk {
     /// `desk.test.cmdb.acme.<aggregate>.<event>`: an event of the test tenant.
     pub fn subject(&self, aggregate: &str, event: &str) -> String {
         format!("desk.{REGION}.cmdb.{TENANT}.{aggregate}.{event}")
+    }
+
+    /// Starts another replica of the CMDB on the same database and nats-server, as a Helm HPA
+    /// would; it stops when dropped.
+    pub async fn start_replica(&self) -> anyhow::Result<Replica> {
+        let running = start_service(&self.settings).await?;
+        Ok(Replica {
+            client: running.client,
+            shutdown: Some(running.shutdown),
+            _server: running.server,
+        })
     }
 
     /// Stops the service (the shutdown signal, then waits for it to drain) and boots a new one on

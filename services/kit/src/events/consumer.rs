@@ -187,7 +187,9 @@ pub enum EnsureError {
     Other(#[from] anyhow::Error),
 }
 
-/// One message after its headers were read.
+/// One message after its headers were read. Most are events; boxing them to shrink the rare
+/// `Unreadable` would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 enum Parsed {
     Event(IncomingEvent),
     /// No (or malformed) CloudEvents headers: nothing to dispatch on.

@@ -9,12 +9,14 @@
 //! - [`consumer`]: supervised durable pull consumers that apply batches of events in one
 //!   transaction with their inbox rows and the events they publish.
 //! - [`dispatch`]: typed dispatch by `ce-type` to handlers of decoded protobuf messages.
+//! - [`follow`]: every event of a stream in one process, for in-memory read models of replicas.
 //! - [`inbox`]: the ids of applied events, so a redelivery has no second effect.
 //! - [`migrations`]: the outbox and inbox tables, which every service includes in its migrator.
 
 pub mod consumer;
 pub mod dispatch;
 pub mod envelope;
+pub mod follow;
 pub mod inbox;
 pub mod migrations;
 pub mod outbox;
