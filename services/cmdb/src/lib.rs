@@ -124,6 +124,11 @@ pub async fn build(
         seconds = started.elapsed().as_secs_f64(),
         "impact index rebuilt"
     );
+    let purge_idempotency_keys = store::IDEMPOTENCY_KEYS.purge_periodically(
+        store.db().clone(),
+        platform.clock.clone(),
+        platform.workers_shutdown.clone(),
+    );
     let api = api::CmdbApi::new(
         store,
         settings.region.clone(),
@@ -140,7 +145,10 @@ pub async fn build(
         server,
         AuthInterceptor::new(platform.verifier.clone()),
     ));
-    let workers = vec![tokio::spawn(relay.run(platform.workers_shutdown.clone()))];
+    let workers = vec![
+        tokio::spawn(relay.run(platform.workers_shutdown.clone())),
+        tokio::spawn(purge_idempotency_keys),
+    ];
     Ok(ServiceParts {
         name: SERVICE,
         grpc_services: vec![GRPC_SERVICE],
