@@ -456,6 +456,25 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_read_from_the_services_settings() {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"[services.tickets]\nurl = \"http://tickets.desk.svc:50051\"\n",
+        )
+        .expect("written");
+        let settings = Settings::load(Some(file.path())).expect("loads");
+        let calls = ServiceCalls::from_settings(&settings, "sla").expect("calls");
+        assert_eq!(
+            calls.targets.get("tickets").map(|e| e.uri().to_string()),
+            Some("http://tickets.desk.svc:50051/".to_owned())
+        );
+    }
+
+    #[test]
     fn only_plain_http_targets_are_accepted() {
         assert!(endpoint("http://tickets:50051").is_ok());
         assert!(endpoint("https://tickets:50051").is_err());
