@@ -142,6 +142,11 @@ pub async fn build(
     // An import batch of MAX_IMPORT_ITEMS items with their attributes, and the plan it answers,
     // can be larger than an ordinary request: the CMDB accepts at least IMPORT_MESSAGE_BYTES.
     let max = settings.grpc.max_message_bytes.max(IMPORT_MESSAGE_BYTES);
+    let purge_idempotency_keys = store::IDEMPOTENCY_KEYS.purge_periodically(
+        store.db().clone(),
+        platform.clock.clone(),
+        platform.workers_shutdown.clone(),
+    );
     let api = api::CmdbApi::new(
         store,
         settings.region.clone(),
@@ -169,6 +174,7 @@ pub async fn build(
     let workers = vec![
         tokio::spawn(relay.run(platform.workers_shutdown.clone())),
         follower,
+        tokio::spawn(purge_idempotency_keys),
     ];
     Ok(ServiceParts {
         name: SERVICE,

@@ -48,6 +48,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     attributes_are_validated_per_class_and_a_ci_keeps_its_versions_and_history,
     a_retried_create_with_the_same_idempotency_key_returns_the_first_ci,
+    concurrent_retries_with_one_idempotency_key_create_only_one_ci,
     an_update_is_validated_like_a_create,
     relationships_join_two_live_cis_of_fitting_classes_and_can_be_removed,
     impact_analysis_explains_every_ci_with_a_path_and_terminates_on_cycles,
@@ -629,16 +630,27 @@ async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_ci(
     desk: TestDesk,
 ) -> anyhow::Result<()> {
     // ARCHITECTURE §11: "Create calls accept an idempotency key: a retried create returns the first
-    // result instead of a second" one. CreateCiRequest has `idempotency_key`.
+    // result instead of a second" one. CreateCiRequest has `idempotency_key`. Several attributes:
+    // the server decodes each attempt's attribute map afresh, in an order of its own.
     let admin = desk.admin();
     let request = pb::CreateCiRequest {
         idempotency_key: "discovery-run-42/web-01".into(),
-        ..new_ci("server", "web-01", [])
+        ..new_ci(
+            "server",
+            "web-01",
+            [
+                ("fqdn", text("web-01.example.org")),
+                ("serial_number", text("SN-0042")),
+                ("os", text("linux")),
+                ("cpu_count", int(8)),
+                ("ram_gb", int(64)),
+            ],
+        )
     };
 
     // when the same create is sent twice
     let first = desk.create_ci(&admin, request.clone()).await?;
-    let retried = desk.create_ci(&admin, request).await?;
+    let retried = desk.create_ci(&admin, request.clone()).await?;
 
     // then the retry answers the first CI and only one exists
     assert_eq!(
@@ -647,6 +659,55 @@ async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_ci(
         "a retried create with the same idempotency key made a second CI"
     );
     assert_eq!(retried, first);
+
+    // and the same key with another body is refused, still without a second CI
+    let other_body = pb::CreateCiRequest {
+        attributes: attrs([("fqdn", text("web-02.example.org"))]),
+        ..request
+    };
+    let refused = expect_code(
+        desk.create_ci(&admin, other_body).await,
+        Code::AlreadyExists,
+    )?;
+    assert!(
+        refused.message().contains("use a new key for a new CI"),
+        "{refused:?}"
+    );
+    assert_eq!(desk.total(&admin).await?, 1);
+    Ok(())
+}
+
+async fn concurrent_retries_with_one_idempotency_key_create_only_one_ci(
+    desk: TestDesk,
+) -> anyhow::Result<()> {
+    let admin = desk.admin();
+    let request = pb::CreateCiRequest {
+        idempotency_key: "double-click-7".into(),
+        ..new_ci(
+            "server",
+            "db-01",
+            [("serial_number", text("SN-7")), ("cpu_count", int(4))],
+        )
+    };
+
+    // when a client fires the same create six times at once
+    let attempts = (0..6).map(|_| desk.create_ci(&admin, request.clone()));
+    let results = futures::future::join_all(attempts).await;
+
+    // then every attempt answers with the same CI, and only one exists
+    let cis = results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|s| anyhow::anyhow!("an attempt failed: {s:?}"))?;
+    assert_eq!(
+        cis.iter()
+            .map(|ci| ci.id.as_str())
+            .collect::<HashSet<_>>()
+            .len(),
+        1,
+        "attempts answered with different CIs"
+    );
+    assert_eq!(desk.total(&admin).await?, 1);
     Ok(())
 }
 

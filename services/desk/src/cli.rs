@@ -72,7 +72,8 @@ pub struct TokenArgs {
     pub sub: String,
     #[arg(long)]
     pub tenant: String,
-    /// Repeat for several roles: requester, agent, manager, change_manager, cab_member, catalog_admin, admin, integrator.
+    /// Repeat for several roles: requester, agent, manager, change_manager, cab_member, catalog_admin, admin, integrator;
+    /// `service` (with `--sub <service name>`) mints a service token, accepted only by methods open to services.
     #[arg(long = "role", required = true)]
     pub roles: Vec<String>,
     /// Team ids (repeatable).

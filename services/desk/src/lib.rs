@@ -185,10 +185,13 @@ async fn build_target(
 /// Connects the platform, builds each target and serves them until SIGTERM or Ctrl-C.
 async fn serve_targets(
     listener: TcpListener,
-    settings: Settings,
+    mut settings: Settings,
     targets: &[&str],
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
+    // Services call each other at this process's address unless `services.<name>.url` says
+    // otherwise: the bound address, also when `--listen` asked for port 0.
+    settings.grpc.listen = listener.local_addr()?;
     let platform = Platform::connect(settings, Arc::new(SystemClock)).await?;
     let mut routes = RoutesBuilder::default();
     let mut parts = Vec::new();

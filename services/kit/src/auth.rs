@@ -7,8 +7,20 @@
 //!
 //! [`AuthInterceptor`] puts the verified [`Principal`] into the request's extensions, where handlers
 //! read it with [`principal`].
+//!
+//! Service tokens (`roles: [service]`, minted by [`crate::service_tokens`]) verify only with the
+//! services' keys (`auth.service_jwks_file`) or the development secret, and are accepted only on
+//! the gRPC methods a service opened with [`AuthInterceptor::open_to_services`]; every other
+//! method refuses them with `PERMISSION_DENIED`. A tonic interceptor never sees the method, so a
+//! server that opens methods is wrapped with [`AuthInterceptor::wrap`]; the plain interceptor
+//! refuses service tokens everywhere.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    collections::BTreeSet,
+    path::Path,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::JwkSet};
 use serde::{Deserialize, Serialize};
@@ -55,9 +67,18 @@ pub struct Principal {
     pub locale: Option<String>,
 }
 
+/// The role of a service token: work no user started (ARCHITECTURE §7).
+pub const SERVICE_ROLE: &str = "service";
+
 impl Principal {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// True for another desk service calling with a service token: `subject` is that service's
+    /// name (`sla`), `tenant` the tenant of the work. Only methods open to services see one.
+    pub fn is_service(&self) -> bool {
+        self.has_role(SERVICE_ROLE)
     }
 }
 
@@ -77,6 +98,27 @@ struct TrustedKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
+    signs: Signs,
+}
+
+/// Whose tokens a key may sign: the IdP's keys sign users' tokens, the services' keys sign
+/// service tokens, so neither can pass for the other (a user whose IdP roles say `service`
+/// gets no service access). The development secret signs both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signs {
+    Users,
+    Services,
+    Both,
+}
+
+impl Signs {
+    fn may_sign(self, service_token: bool) -> bool {
+        match self {
+            Signs::Users => !service_token,
+            Signs::Services => service_token,
+            Signs::Both => true,
+        }
+    }
 }
 
 /// Verifies tokens against the configured keys. Cheap to share (`Arc`).
@@ -100,7 +142,10 @@ impl Verifier {
     pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Verifier> {
         let mut keys = Vec::new();
         if let Some(path) = &settings.jwks_file {
-            keys.extend(load_jwks(path)?);
+            keys.extend(load_jwks(path, Signs::Users)?);
+        }
+        if let Some(path) = &settings.service_jwks_file {
+            keys.extend(load_jwks(path, Signs::Services)?);
         }
         if let Some(secret) = &settings.dev_hs256_secret {
             anyhow::ensure!(
@@ -111,6 +156,7 @@ impl Verifier {
                 kid: None,
                 algorithm: Algorithm::HS256,
                 key: DecodingKey::from_secret(secret.expose().as_bytes()),
+                signs: Signs::Both,
             });
         }
         anyhow::ensure!(
@@ -141,7 +187,17 @@ impl Verifier {
             validation.validate_nbf = true;
             validation.leeway = self.leeway_seconds;
             match jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation) {
-                Ok(data) => return principal_from_claims(data.claims),
+                Ok(data) => {
+                    let service_token = data.claims.roles.iter().any(|r| r == SERVICE_ROLE);
+                    if trusted.signs.may_sign(service_token) {
+                        return principal_from_claims(data.claims);
+                    }
+                    last_error = AuthError::Invalid(if service_token {
+                        "a service token must be signed by a service key".into()
+                    } else {
+                        "a service key signs only service tokens".into()
+                    });
+                }
                 Err(error) => last_error = AuthError::Invalid(describe(&error)),
             }
         }
@@ -180,7 +236,7 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-fn load_jwks(path: &Path) -> anyhow::Result<Vec<TrustedKey>> {
+fn load_jwks(path: &Path, signs: Signs) -> anyhow::Result<Vec<TrustedKey>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?;
     let set: JwkSet = serde_json::from_str(&text)?;
@@ -205,6 +261,7 @@ fn load_jwks(path: &Path) -> anyhow::Result<Vec<TrustedKey>> {
             kid: jwk.common.key_id.clone(),
             algorithm,
             key: DecodingKey::from_jwk(jwk)?,
+            signs,
         });
     }
     anyhow::ensure!(
@@ -250,40 +307,131 @@ pub fn dev_claims(
     }
 }
 
-/// A tonic interceptor that verifies `authorization: Bearer …` and stores the [`Principal`].
+/// Verifies `authorization: Bearer …` and stores the [`Principal`] (and the caller's deadline,
+/// for [`crate::calls`]) in the request's extensions.
+///
+/// As a tonic interceptor (`InterceptedService::new(server, interceptor)`) it refuses every
+/// service token, since an interceptor is not told the method. A server with methods open to
+/// services is wrapped instead: `AuthInterceptor::new(verifier).open_to_services(&[…]).wrap(server)`.
 #[derive(Clone, Debug)]
 pub struct AuthInterceptor {
     verifier: Arc<Verifier>,
+    open_to_services: Arc<BTreeSet<String>>,
 }
 
 impl AuthInterceptor {
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            open_to_services: Arc::default(),
+        }
+    }
+
+    /// The gRPC methods, by path (`/desk.tickets.v1.TicketService/EscalateTicket`), that accept a
+    /// service token. Only [`AuthInterceptor::wrap`] sees the path; see the type's docs.
+    pub fn open_to_services(mut self, methods: &[&str]) -> Self {
+        let mut open = (*self.open_to_services).clone();
+        open.extend(methods.iter().map(|m| (*m).to_owned()));
+        self.open_to_services = Arc::new(open);
+        self
+    }
+
+    /// Wraps a generated tonic server (or any `http` service): every call is authenticated with
+    /// its method known, so service tokens reach the methods open to them.
+    pub fn wrap<S>(self, server: S) -> Authenticated<S> {
+        Authenticated {
+            inner: server,
+            auth: self,
+        }
+    }
+
+    /// The caller of a request to `method` (`None` when the method is not known).
+    fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        method: Option<&str>,
+    ) -> Result<Principal, Status> {
+        let token = bearer_token(headers).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let principal = self.verifier.verify(token).map_err(|error| {
+            tracing::debug!(reason = %error, "token refused");
+            Status::unauthenticated(error.to_string())
+        })?;
+        if principal.is_service() && !method.is_some_and(|m| self.open_to_services.contains(m)) {
+            tracing::debug!(
+                service = %principal.subject,
+                method = method.unwrap_or("(not known to an interceptor)"),
+                "service token refused on a method not open to services"
+            );
+            return Err(Status::permission_denied(
+                "this method does not accept service tokens",
+            ));
+        }
+        tracing::Span::current().record("enduser.id", principal.subject.as_str());
+        Ok(principal)
     }
 }
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = bearer_token(&request).map_err(|e| Status::unauthenticated(e.to_string()))?;
-        match self.verifier.verify(token) {
+        let principal = self.authenticate(request.metadata().as_ref(), None)?;
+        let deadline = crate::calls::IncomingDeadline::from_headers(request.metadata().as_ref());
+        let extensions = request.extensions_mut();
+        extensions.insert(principal);
+        if let Some(deadline) = deadline {
+            extensions.insert(deadline);
+        }
+        Ok(request)
+    }
+}
+
+/// A server behind [`AuthInterceptor::wrap`]: refuses unauthenticated calls with their `Status`,
+/// passes the others on with the [`Principal`] in their extensions.
+#[derive(Clone, Debug)]
+pub struct Authenticated<S> {
+    inner: S,
+    auth: AuthInterceptor,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Authenticated<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        futures::future::Either<futures::future::Ready<Result<S::Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        match self
+            .auth
+            .authenticate(request.headers(), Some(request.uri().path()))
+        {
             Ok(principal) => {
-                tracing::Span::current().record("enduser.id", principal.subject.as_str());
-                request.extensions_mut().insert(principal);
-                Ok(request)
+                let deadline = crate::calls::IncomingDeadline::from_headers(request.headers());
+                let extensions = request.extensions_mut();
+                extensions.insert(principal);
+                if let Some(deadline) = deadline {
+                    extensions.insert(deadline);
+                }
+                futures::future::Either::Right(self.inner.call(request))
             }
-            Err(error) => {
-                tracing::debug!(reason = %error, "token refused");
-                Err(Status::unauthenticated(error.to_string()))
+            Err(status) => {
+                futures::future::Either::Left(futures::future::ready(Ok(status.into_http())))
             }
         }
     }
 }
 
-fn bearer_token<T>(request: &Request<T>) -> Result<&str, AuthError> {
-    let value = request
-        .metadata()
-        .get("authorization")
-        .ok_or(AuthError::Missing)?;
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Authenticated<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+fn bearer_token(headers: &http::HeaderMap) -> Result<&str, AuthError> {
+    let value = headers.get("authorization").ok_or(AuthError::Missing)?;
     let text = value.to_str().map_err(|_| AuthError::Malformed)?;
     let token = text
         .strip_prefix("Bearer ")

@@ -66,7 +66,8 @@ pub fn is_tenant_id(value: &str) -> bool {
 }
 
 /// A stable 64-bit FNV-1a hash: the same input gives the same value in every process and version,
-/// unlike `std`'s hasher. For names and fingerprints, not for security.
+/// unlike `std`'s hasher. For short names (advisory locks, sequence names), not for security, and
+/// not for request fingerprints: 64 bits can collide (see [`crate::idempotency::Fingerprint`]).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {

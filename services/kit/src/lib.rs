@@ -3,7 +3,12 @@
 //! # Layout
 //! - [`settings`]: layered typed configuration (defaults → file → `DESK_*` environment).
 //! - [`telemetry`]: JSON logs, OTLP traces and metrics, `traceparent` in and out.
-//! - [`auth`]: JWT verification (ARCHITECTURE §7) as a tonic interceptor; development tokens.
+//! - [`auth`]: JWT verification (ARCHITECTURE §7) as a tonic interceptor; development tokens;
+//!   methods open to service tokens.
+//! - [`service_tokens`]: the short-lived tokens a service signs for work no user started.
+//! - [`calls`]: one service calling another: token, `traceparent` and deadline carried, the
+//!   callee's status turned into retry-or-fail.
+//! - [`idempotency`]: idempotent creates (ARCHITECTURE §11): fingerprints, keys, replays, purge.
 //! - [`error`]: the one table from error classes to gRPC status codes, with field violations.
 //! - [`db`]: PostgreSQL/SQLite connections and write transactions that behave alike.
 //! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, the inbox.
@@ -27,16 +32,19 @@
 
 pub mod auth;
 pub mod blocking;
+pub mod calls;
 pub mod clock;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod history;
 pub mod host;
+pub mod idempotency;
 pub mod ids;
 pub mod nats_server;
 pub mod paging;
 pub mod schema;
+pub mod service_tokens;
 pub mod settings;
 mod string_enum;
 pub mod telemetry;

@@ -34,6 +34,11 @@ pub struct Settings {
     pub grpc: GrpcSettings,
     pub database: DatabaseSettings,
     pub nats: NatsSettings,
+    /// Where this process calls other services (`DESK_SERVICES__TICKETS__URL=http://tickets:50051`).
+    /// A service not named here is called at this process's own `grpc.listen` address, which is
+    /// where monolithic mode serves every service. See [`crate::calls`].
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceAddress>,
     pub auth: AuthSettings,
     pub outbox: OutboxSettings,
     pub consumer: ConsumerSettings,
@@ -78,6 +83,25 @@ pub struct AuthSettings {
     /// Development only: a shared HS256 secret. Never set in production.
     pub dev_hs256_secret: Option<Secret<String>>,
     pub leeway_seconds: u64,
+    /// A JWKS file with the public keys of the desk's services (ES256, EdDSA). Only these keys,
+    /// and the development secret, may sign service tokens (`roles: [service]`); they verify no
+    /// user token, and the IdP's keys (`jwks_file`) verify no service token.
+    pub service_jwks_file: Option<PathBuf>,
+    /// This service's private signing key for service tokens: a PKCS#8 PEM, Ed25519 or P-256
+    /// (ES256). Its public half is in every service's `service_jwks_file` under
+    /// `service_signing_key_id`. Without it, the development secret signs service tokens when set.
+    pub service_signing_key_file: Option<PathBuf>,
+    /// The `kid` the service signing key has in the services' JWKS.
+    pub service_signing_key_id: Option<String>,
+    /// How long a service token lives; one is re-minted when half of this has passed.
+    pub service_token_ttl_seconds: u64,
+}
+
+/// One other service this process calls (see [`Settings::services`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceAddress {
+    /// `http://tickets.desk.svc:50051`; plain HTTP/2 (in-cluster traffic).
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +149,7 @@ duplicate_window_seconds = 120
 issuer = "desk"
 audience = "desk"
 leeway_seconds = 30
+service_token_ttl_seconds = 300
 [outbox]
 batch_size = 256
 poll_interval_ms = 1000

@@ -5,6 +5,10 @@
 //! `…_on_sqlite`), each with its own nats-server (from `desk-testkit`) and its own fresh database.
 //! Waits are bounded polls with a deadline; no sleep is an assertion.
 
+// The kit's other scenarios against real servers share the crate's one test binary.
+mod calls;
+mod idempotency;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};

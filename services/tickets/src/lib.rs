@@ -84,8 +84,8 @@ pub async fn build(
 
     let workers = vec![
         tokio::spawn(relay.run(platform.workers_shutdown.clone())),
-        tokio::spawn(purge_idempotency_keys(
-            store,
+        tokio::spawn(store::IDEMPOTENCY_KEYS.purge_periodically(
+            store.db().clone(),
             platform.clock.clone(),
             platform.workers_shutdown.clone(),
         )),
@@ -96,24 +96,4 @@ pub async fn build(
         workers,
         consumers: Vec::new(),
     })
-}
-
-/// Idempotency keys are kept at least 24 hours (the contract); older ones are removed hourly.
-async fn purge_idempotency_keys(
-    store: Arc<store::TicketStore>,
-    clock: desk_kit::clock::SharedClock,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        if let Err(error) = store
-            .purge_idempotency_keys(clock.now() - chrono::Duration::hours(48))
-            .await
-        {
-            tracing::warn!(error = %error, "idempotency key purge failed");
-        }
-    }
 }

@@ -25,8 +25,8 @@ pub enum CmdbError {
     Precondition(String),
     #[error("{0}")]
     Forbidden(&'static str),
-    #[error("{0}")]
-    IdempotencyConflict(String),
+    #[error(transparent)]
+    Idempotency(#[from] desk_kit::idempotency::IdempotencyError),
     #[error(
         "the answer would be {bytes} bytes, over the {limit}-byte message limit: ask for the SUMMARY view, lower max_nodes or max_depth, or use include_via instead of include_paths"
     )]
@@ -71,7 +71,7 @@ impl Classify for CmdbError {
             },
             CmdbError::Precondition(message) => ApiError::FailedPrecondition(message.clone()),
             CmdbError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
-            CmdbError::IdempotencyConflict(message) => ApiError::AlreadyExists(message.clone()),
+            CmdbError::Idempotency(error) => error.classify(),
             CmdbError::AnswerTooLarge { .. } => ApiError::ResourceExhausted(self.to_string()),
             CmdbError::Store(StoreError::Db(error)) => classify_db_error(error),
             CmdbError::Store(StoreError::Corrupt(_)) => ApiError::Internal,

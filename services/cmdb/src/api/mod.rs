@@ -16,8 +16,13 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, Utc};
 use desk_kit::{
-    auth::Principal, clock::SharedClock, db::WriteTxn, error::Classify, events::OutgoingEvent, ids,
-    paging,
+    auth::Principal,
+    clock::SharedClock,
+    db::WriteTxn,
+    error::Classify,
+    events::OutgoingEvent,
+    idempotency::{FingerprintHasher, IdempotentCreate, Recorded},
+    ids, paging,
 };
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use prost::Message as _;
@@ -40,7 +45,7 @@ use crate::{
         validate_attributes,
     },
     events::Fact,
-    store::{CiFilter, CmdbStore, HistoryRecord, StoredRelationship, entities},
+    store::{CiFilter, CmdbStore, HistoryRecord, IDEMPOTENCY_KEYS, StoredRelationship, entities},
 };
 
 type CmdbResult<T> = Result<T, CmdbError>;
@@ -519,15 +524,23 @@ impl CmdbApi {
         }
         violations.into_result()?;
         let validated = validated.ok_or(CmdbError::NotFound("class"))?;
-        let fingerprint = (!request.idempotency_key.is_empty()).then(|| {
-            let mut body = request.clone();
-            body.idempotency_key.clear();
-            format!("{:016x}", ids::stable_hash(&body.encode_to_vec()))
-        });
-        if let Some(fingerprint) = &fingerprint
-            && let Some(existing) = self
-                .replay_create(caller, &catalog, &request.idempotency_key, fingerprint)
-                .await?
+        let idempotent = IdempotentCreate::new(
+            &caller.tenant,
+            &caller.subject,
+            &request.idempotency_key,
+            || {
+                // `attributes` is a map: prost would encode it in its iteration order, which two
+                // equal requests need not share, so it is hashed apart in key order.
+                let mut body = request.clone();
+                body.idempotency_key.clear();
+                let attributes = std::mem::take(&mut body.attributes);
+                let mut hasher = FingerprintHasher::new();
+                hasher.message(&body).map(&attributes);
+                hasher.finish()
+            },
+        );
+        if let Some(create) = &idempotent
+            && let Some(existing) = self.replay_create(caller, &catalog, create).await?
         {
             return Ok(existing);
         }
@@ -551,32 +564,18 @@ impl CmdbApi {
         };
         let ci = new.into_ci(ids::new_uuid(), caller.tenant.clone(), &provenance);
         let txn = self.store.begin().await?;
-        if let Some(fingerprint) = &fingerprint {
-            let saved = self
-                .store
-                .save_idempotency_key(
-                    &txn,
-                    entities::idempotency::Model {
-                        tenant_id: caller.tenant.clone(),
-                        subject: caller.subject.clone(),
-                        key: request.idempotency_key.clone(),
-                        request_hash: fingerprint.clone(),
-                        ci_id: ci.id,
-                        created_at: ci.created_at,
-                    },
-                )
-                .await;
-            if let Err(crate::store::StoreError::Db(error)) = &saved
-                && desk_kit::db::is_unique_violation(error)
-            {
-                // A concurrent retry with the same key won: answer with its CI, write nothing.
-                drop(txn);
-                return self
-                    .replay_create(caller, &catalog, &request.idempotency_key, fingerprint)
-                    .await?
-                    .ok_or(CmdbError::NotFound("CI"));
-            }
-            saved?;
+        if let Some(create) = &idempotent
+            && IDEMPOTENCY_KEYS
+                .record(&txn, create, ci.id, ci.created_at)
+                .await?
+                == Recorded::TakenConcurrently
+        {
+            // A concurrent retry with the same key won: answer with its CI, write nothing.
+            drop(txn);
+            return self
+                .replay_create(caller, &catalog, create)
+                .await?
+                .ok_or(CmdbError::NotFound("CI"));
         }
         self.store.insert(&txn, &ci, &caller.subject).await?;
         self.record(
@@ -608,25 +607,15 @@ impl CmdbApi {
         &self,
         caller: &Caller,
         catalog: &ClassCatalog,
-        key: &str,
-        fingerprint: &str,
+        create: &IdempotentCreate,
     ) -> CmdbResult<Option<Ci>> {
         let conn = self.store.db().connection();
-        let Some(saved) = self
-            .store
-            .idempotency_key(conn, &caller.tenant, &caller.subject, key)
-            .await?
-        else {
+        let Some(ci_id) = IDEMPOTENCY_KEYS.earlier_result(conn, create).await? else {
             return Ok(None);
         };
-        if saved.request_hash != fingerprint {
-            return Err(CmdbError::IdempotencyConflict(format!(
-                "idempotency key {key:?} was already used for another request; use a new key for a new CI"
-            )));
-        }
         Ok(self
             .store
-            .find(conn, catalog, &caller.tenant, saved.ci_id)
+            .find(conn, catalog, &caller.tenant, ci_id)
             .await?)
     }
 

@@ -157,31 +157,6 @@ pub mod import {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod idempotency {
-    use sea_orm::entity::prelude::*;
-
-    /// Create keys, kept at least 24 hours: a retried create with the same key and body answers
-    /// the first CI.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "cmdb_idempotency_keys")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub subject: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub key: String,
-        pub request_hash: String,
-        pub ci_id: Uuid,
-        pub created_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 pub mod settings {
     use sea_orm::entity::prelude::*;
 

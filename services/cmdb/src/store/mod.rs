@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use desk_kit::{
     db::{Db, WriteTxn},
     events::{OutgoingEvent, Publisher},
+    idempotency::IdempotencyKeys,
 };
 use sea_orm::{
     ActiveValue::Set,
@@ -39,6 +40,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Values per `IN (…)` list of a set-based lookup: well under SQLite's and PostgreSQL's limits on
 /// bound parameters, and large enough that a batch of 10,000 items takes a few dozen queries.
 const LOOKUP_CHUNK: usize = 500;
+
+/// Create keys of `CreateCi` (created by `m20261125_000011_create_cmdb_idempotency_keys`), kept
+/// 48 hours: a retried create with the same key and body answers the first CI.
+pub const IDEMPOTENCY_KEYS: IdempotencyKeys =
+    IdempotencyKeys::new("cmdb_idempotency_keys", "ci_id", "CI");
 
 /// Rows per multi-row `INSERT` of an import: at most 16 columns × 200 rows of bound parameters,
 /// well under SQLite's limit of 32,766 and PostgreSQL's of 65,535.
@@ -793,35 +799,6 @@ impl CmdbStore {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(&**txn)
-            .await?;
-        Ok(())
-    }
-
-    // ---- idempotency ----
-
-    pub async fn idempotency_key<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        tenant: &str,
-        subject: &str,
-        key: &str,
-    ) -> StoreResult<Option<entities::idempotency::Model>> {
-        Ok(entities::idempotency::Entity::find_by_id((
-            tenant.to_owned(),
-            subject.to_owned(),
-            key.to_owned(),
-        ))
-        .one(conn)
-        .await?)
-    }
-
-    pub async fn save_idempotency_key(
-        &self,
-        txn: &WriteTxn,
-        row: entities::idempotency::Model,
-    ) -> StoreResult<()> {
-        entities::idempotency::Entity::insert(entities::idempotency::ActiveModel::from(row))
             .exec_without_returning(&**txn)
             .await?;
         Ok(())

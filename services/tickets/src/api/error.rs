@@ -23,8 +23,8 @@ pub enum TicketError {
     /// The caller's roles do not allow the call at all.
     #[error("{0}")]
     Forbidden(&'static str),
-    #[error("{0}")]
-    IdempotencyConflict(String),
+    #[error(transparent)]
+    Idempotency(#[from] desk_kit::idempotency::IdempotencyError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,7 +60,7 @@ impl Classify for TicketError {
             },
             TicketError::Access(error) => ApiError::PermissionDenied(error.to_string()),
             TicketError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
-            TicketError::IdempotencyConflict(message) => ApiError::AlreadyExists(message.clone()),
+            TicketError::Idempotency(error) => error.classify(),
             TicketError::Store(StoreError::Db(error)) => classify_db_error(error),
             TicketError::Store(StoreError::Corrupt(_)) => ApiError::Internal,
         }

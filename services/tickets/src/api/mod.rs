@@ -12,7 +12,12 @@ mod error;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use desk_kit::{clock::SharedClock, error::Classify, ids, paging};
+use desk_kit::{
+    clock::SharedClock,
+    error::Classify,
+    idempotency::{Fingerprint, IdempotentCreate, Recorded},
+    ids, paging,
+};
 use desk_proto::{common::v1 as common, tickets::v1 as pb};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -27,7 +32,7 @@ use crate::{
         validate,
     },
     events::Fact,
-    store::{HistoryActor, TicketFilter, TicketStore, entities},
+    store::{HistoryActor, IDEMPOTENCY_KEYS, TicketFilter, TicketStore, entities},
 };
 
 /// Longest free-text note on an assignment, transition or reopen.
@@ -284,20 +289,19 @@ impl TicketApi {
             },
         )?;
 
-        let fingerprint = if request.idempotency_key.is_empty() {
-            None
-        } else {
-            let mut body = request.clone();
-            body.idempotency_key.clear();
-            Some(format!(
-                "{:016x}",
-                ids::stable_hash(&prost::Message::encode_to_vec(&body))
-            ))
-        };
-        if let Some(fingerprint) = &fingerprint
-            && let Some(existing) = self
-                .replay(actor, &request.idempotency_key, fingerprint)
-                .await?
+        let idempotent = IdempotentCreate::new(
+            &actor.tenant,
+            &actor.subject,
+            &request.idempotency_key,
+            || {
+                // CreateTicketRequest has no map field: its encoding is deterministic.
+                let mut body = request.clone();
+                body.idempotency_key.clear();
+                Fingerprint::of_message(&body)
+            },
+        );
+        if let Some(create) = &idempotent
+            && let Some(existing) = self.replay(actor, create).await?
         {
             return Ok(existing);
         }
@@ -365,32 +369,18 @@ impl TicketApi {
             now,
         )
         .await?;
-        if let Some(fingerprint) = fingerprint {
-            let saved = self
-                .store
-                .save_idempotency_key(
-                    &txn,
-                    entities::idempotency::Model {
-                        tenant_id: actor.tenant.clone(),
-                        subject: actor.subject.clone(),
-                        key: request.idempotency_key.clone(),
-                        request_hash: fingerprint.clone(),
-                        ticket_id: ticket.id,
-                        created_at: now,
-                    },
-                )
-                .await;
-            if let Err(crate::store::StoreError::Db(error)) = &saved
-                && desk_kit::db::is_unique_violation(error)
-            {
-                // A concurrent retry with the same key won: answer with its ticket, write nothing.
-                drop(txn);
-                return self
-                    .replay(actor, &request.idempotency_key, &fingerprint)
-                    .await?
-                    .ok_or(TicketError::NotFound);
-            }
-            saved?;
+        if let Some(create) = &idempotent
+            && IDEMPOTENCY_KEYS
+                .record(&txn, create, ticket.id, now)
+                .await?
+                == Recorded::TakenConcurrently
+        {
+            // A concurrent retry with the same key won: answer with its ticket, write nothing.
+            drop(txn);
+            return self
+                .replay(actor, create)
+                .await?
+                .ok_or(TicketError::NotFound);
         }
         self.store.commit(txn).await?;
         Ok(ticket)
@@ -400,26 +390,13 @@ impl TicketApi {
     async fn replay(
         &self,
         actor: &Actor,
-        key: &str,
-        fingerprint: &str,
+        create: &IdempotentCreate,
     ) -> TicketResult<Option<Ticket>> {
         let conn = self.store.db().connection();
-        let Some(saved) = self
-            .store
-            .idempotency_key(conn, &actor.tenant, &actor.subject, key)
-            .await?
-        else {
+        let Some(ticket_id) = IDEMPOTENCY_KEYS.earlier_result(conn, create).await? else {
             return Ok(None);
         };
-        if saved.request_hash != fingerprint {
-            return Err(TicketError::IdempotencyConflict(format!(
-                "idempotency key {key:?} was already used for another request; use a new key for a new ticket"
-            )));
-        }
-        Ok(self
-            .store
-            .find(conn, &actor.tenant, saved.ticket_id)
-            .await?)
+        Ok(self.store.find(conn, &actor.tenant, ticket_id).await?)
     }
 
     // ---- read ----

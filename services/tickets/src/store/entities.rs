@@ -168,27 +168,3 @@ pub mod settings {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-pub mod idempotency {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "ticket_idempotency_keys")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub subject: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub key: String,
-        /// A hash of the request body: the same key with another body is refused.
-        pub request_hash: String,
-        pub ticket_id: Uuid,
-        pub created_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use desk_kit::{
     db::{Db, WriteTxn},
     events::{OutgoingEvent, Publisher},
+    idempotency::IdempotencyKeys,
 };
 use sea_orm::{
     ActiveValue::Set,
@@ -27,7 +28,7 @@ use crate::domain::{
     Status, SupportTier, TicketType, Visibility,
     record::{ProblemDetails, ResolutionRecord, Satisfaction, Ticket},
 };
-use entities::{comment, history, idempotency, link, settings, ticket, worklog};
+use entities::{comment, history, link, settings, ticket, worklog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,6 +98,11 @@ pub struct TicketStore {
 }
 
 /// How long another replica's settings change may take to reach this one.
+/// Create keys of `CreateTicket` (created by `m20261125_000010_create_tickets`), kept 48 hours:
+/// a retried create with the same key and body answers the first ticket.
+pub const IDEMPOTENCY_KEYS: IdempotencyKeys =
+    IdempotencyKeys::new("ticket_idempotency_keys", "ticket_id", "ticket");
+
 const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl TicketStore {
@@ -581,48 +587,6 @@ impl TicketStore {
             .exec_without_returning(&**txn)
             .await?;
         Ok(())
-    }
-
-    // ---- idempotency ----
-
-    pub async fn idempotency_key<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        tenant: &str,
-        subject: &str,
-        key: &str,
-    ) -> StoreResult<Option<idempotency::Model>> {
-        Ok(
-            idempotency::Entity::find_by_id((
-                tenant.to_owned(),
-                subject.to_owned(),
-                key.to_owned(),
-            ))
-            .one(conn)
-            .await?,
-        )
-    }
-
-    pub async fn save_idempotency_key(
-        &self,
-        txn: &WriteTxn,
-        row: idempotency::Model,
-    ) -> StoreResult<()> {
-        idempotency::Entity::insert(idempotency::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
-        Ok(())
-    }
-
-    /// Forgets keys older than `older_than`; the contract keeps them at least 24 hours.
-    pub async fn purge_idempotency_keys(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
-        let txn = self.begin().await?;
-        let result = idempotency::Entity::delete_many()
-            .filter(idempotency::Column::CreatedAt.lt(older_than))
-            .exec(&*txn)
-            .await?;
-        txn.commit().await?;
-        Ok(result.rows_affected)
     }
 }
 
