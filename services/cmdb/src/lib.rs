@@ -50,7 +50,11 @@ pub async fn open_database(settings: &desk_kit::settings::Settings) -> anyhow::R
         settings.database.max_connections,
     )
     .await?;
-    store::migrations::Migrator::up(db.connection(), None).await?;
+    // Replicas starting together take turns (`desk migrate` may also run first, as a Helm hook).
+    desk_kit::db::migrate_exclusively(&db, SERVICE, || {
+        store::migrations::Migrator::up(db.connection(), None)
+    })
+    .await?;
     Ok(db)
 }
 

@@ -2235,6 +2235,12 @@ async fn readers_cannot_write_requesters_cannot_read_and_tenants_are_isolated(
             .await
             .with_context(|| format!("{role} reading an import"))?;
     }
+    // and a token whose tenant claim is not a tenant id is refused, not taken for another tenant
+    for tenant in ["Acme", "acme ", "ac.me"] {
+        let token = desk.token("ada", tenant, &["admin"]);
+        expect_code(desk.get_ci(&token, &ci.id).await, Code::Unauthenticated)
+            .with_context(|| format!("tenant claim {tenant:?}"))?;
+    }
     // and a configuration manager may write
     let manager = desk.token("cm-1", TENANT, &["configuration_manager"]);
     desk.create_ci(&manager, new_ci("server", "web-03", []))

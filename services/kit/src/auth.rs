@@ -209,8 +209,13 @@ fn principal_from_claims(claims: Claims) -> Result<Principal, AuthError> {
     if claims.sub.trim().is_empty() {
         return Err(AuthError::Invalid("empty subject".into()));
     }
-    if claims.tenant.trim().is_empty() {
-        return Err(AuthError::Invalid("empty tenant".into()));
+    // Every service scopes rows and event subjects by the tenant: one that is not a tenant id
+    // (`Demo`, `demo `, `a.b`) is refused here, for every service alike, before any handler runs.
+    if !crate::ids::is_tenant_id(&claims.tenant) {
+        return Err(AuthError::Invalid(format!(
+            "tenant {:?} is not a tenant id (1-63 lower-case letters, digits, '_' or '-')",
+            claims.tenant
+        )));
     }
     Ok(Principal {
         subject: claims.sub,
@@ -495,6 +500,23 @@ mod tests {
             ("ana", "acme")
         );
         assert!(principal.has_role("agent"));
+    }
+
+    #[test]
+    fn a_token_whose_tenant_is_not_a_tenant_id_is_refused() {
+        let settings = dev_settings();
+        let verifier = Verifier::from_settings(&settings).expect("verifier");
+        for tenant in ["Demo", "demo ", " demo", "", "a.b", "acme>", "_deadletter"] {
+            let token = mint_dev_token(
+                SECRET,
+                &dev_claims(&settings, "ana", tenant, &["agent"], 3600),
+            )
+            .expect("token");
+            assert!(
+                matches!(verifier.verify(&token), Err(AuthError::Invalid(m)) if m.contains("not a tenant id")),
+                "tenant {tenant:?}"
+            );
+        }
     }
 
     #[test]

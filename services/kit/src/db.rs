@@ -8,8 +8,8 @@
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -115,6 +115,32 @@ fn create_sqlite_folder(url: &str) {
     {
         let _ = std::fs::create_dir_all(parent);
     }
+}
+
+/// Runs `migrate` while no other process migrates the same PostgreSQL database under `name`:
+/// replicas of a service started together (a Helm rollout) would otherwise race on the same
+/// `CREATE TABLE`s and migration rows, and all but one fail at start. The lock is a
+/// transaction-scoped advisory lock held by a transaction that does nothing else, so it is
+/// released when that ends, crash included. SQLite serves one process: nothing to exclude.
+pub async fn migrate_exclusively<F, Fut>(db: &Db, name: &str, migrate: F) -> Result<(), DbErr>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), DbErr>>,
+{
+    if !db.is_postgres() {
+        return migrate().await;
+    }
+    let holder = db.connection().begin().await?;
+    holder
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [(crate::ids::stable_hash(format!("desk-migrate-{name}").as_bytes()) as i64).into()],
+        ))
+        .await?;
+    let migrated = migrate().await;
+    holder.commit().await?;
+    migrated
 }
 
 /// True when the error is a unique-constraint violation (on either backend).

@@ -11,7 +11,8 @@
 //! - [`idempotency`]: idempotent creates (ARCHITECTURE §11): fingerprints, keys, replays, purge.
 //! - [`error`]: the one table from error classes to gRPC status codes, with field violations.
 //! - [`db`]: PostgreSQL/SQLite connections and write transactions that behave alike.
-//! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, the inbox.
+//! - [`events`]: CloudEvents envelope, streams, the transactional outbox and its relay, supervised
+//!   consumers with typed dispatch and an inbox, dead letters, followers for in-memory models.
 //! - [`clock`]: injected time.
 //! - [`blocking`]: long computations in async handlers without stalling the worker's other calls.
 //! - [`history`]: field-by-field change records for every aggregate's history.
@@ -23,12 +24,41 @@
 //! - [`host`]: composing services into one server with health, reflection, gRPC-Web and ordered shutdown.
 //!
 //! # Adding a service
-//! 1. A crate under `services/` with `domain/`, `store/`, `api/`, `events/` and a `build(&Platform,
-//!    &mut RoutesBuilder) -> ServiceParts` entry point (see `desk-tickets`).
-//! 2. Its migrator lists [`events::migrations::outbox_migration`] (and the inbox when it consumes)
-//!    first, and [`events::migrations::outbox_unpublished_migration`] after its own migrations.
-//! 3. Its gRPC server is wrapped in [`auth::AuthInterceptor`]; handlers read [`auth::principal`].
-//! 4. The `desk` binary names it as a target.
+//! Say the service is `sla`; every step names where the first two services (`desk-tickets`,
+//! `desk-cmdb`) did the same.
+//! 1. **Protos**: `proto/desk/sla/v1/sla.proto` (the gRPC service) and `events.proto` (one
+//!    message per event), listed in `proto/build.rs`'s `protos`, exported from `proto/src/lib.rs`;
+//!    `buf lint` (STANDARD) passes.
+//! 2. **Crate**: `services/sla/` with the four rooms `domain/`, `store/`, `api/`, `events/` and a
+//!    `lib.rs` opening with what the service is and its layout; `SERVICE = "sla"` (subjects,
+//!    stream, tables, settings) and `GRPC_SERVICE = "desk.sla.v1.SlaService"`. Add it to the root
+//!    `Cargo.toml`'s `members` and `[workspace.dependencies]`, with `[lints] workspace = true`.
+//! 3. **Store**: a migrator whose `migration_table_name` is `sla_migrations` (services may share a
+//!    database), listing [`events::migrations::outbox_migration`] and, when it consumes,
+//!    [`events::migrations::inbox_migration`] first, its own migrations (one per file, named by
+//!    date), then [`events::migrations::outbox_unpublished_migration`]. Every table has
+//!    `tenant_id`; aggregates have `version`. Idempotent creates use an
+//!    [`idempotency::IdempotencyKeys`] table and its `purge_periodically` worker.
+//! 4. **Entry point** `build(&Platform, &mut RoutesBuilder) -> ServiceParts`: open and migrate the
+//!    database, [`events::streams::ensure_stream`], an [`events::OutboxRelay`] (with
+//!    `.with_stream_settings` and `.with_clock(platform.clock)`) and a [`events::Publisher`]
+//!    sharing its [`events::RelayHandle`]; the gRPC server wrapped in [`auth::AuthInterceptor`]
+//!    (`.open_to_services(&[..]).wrap(server)` for methods other services may call with a service
+//!    token); handlers read [`auth::principal`].
+//! 5. **Consumers** of other services' events: a [`events::Dispatcher`] with one
+//!    [`events::Handle`] per `ce-type` (the decoded protobuf message; effects through
+//!    [`events::Effect`], which publishes in the same transaction), a [`events::ConsumerSpec`]
+//!    from `platform.settings.consumer` named `sla-<what for>` on the source's stream
+//!    (`EventSource::new(region, "tickets").stream_name()`), and
+//!    [`events::Consumer::spawn`]ed into [`ServiceParts::with_consumer`]. In-memory read models
+//!    that every replica must keep follow a stream with [`events::follow::Follow`] instead.
+//!    Calls to another service go through [`calls::ServiceCalls`].
+//! 6. **Binary**: `services/desk` names the target in `SERVICES`, `migrate` and `build_target`
+//!    (`services/desk/src/lib.rs`), and depends on the crate.
+//! 7. **Tests**: one integration-test binary (`tests/service.rs` with a `support` module that boots
+//!    the service through `build` and `host::serve` on port 0, on `desk_testkit`'s PostgreSQL,
+//!    SQLite and nats-server), domain unit tests beside the code, and a `desk-bench` suite in
+//!    `e2e/` when the issue names figures.
 
 pub mod auth;
 pub mod blocking;

@@ -37,7 +37,11 @@ pub const GRPC_SERVICE: &str = "desk.tickets.v1.TicketService";
 pub async fn open_database(platform_settings: &desk_kit::settings::Settings) -> anyhow::Result<Db> {
     let url = platform_settings.database_url_for(SERVICE);
     let db = Db::connect(&url, platform_settings.database.max_connections).await?;
-    store::migrations::Migrator::up(db.connection(), None).await?;
+    // Replicas starting together take turns (`desk migrate` may also run first, as a Helm hook).
+    desk_kit::db::migrate_exclusively(&db, SERVICE, || {
+        store::migrations::Migrator::up(db.connection(), None)
+    })
+    .await?;
     Ok(db)
 }
 

@@ -20,7 +20,9 @@
 //!    (`include_via`; `impact_full_*` and `impact_depth3_*`), depth 3 with whole paths
 //!    (`impact_depth3_paths_*`), and on a tenth of the starts the full closure with whole paths
 //!    (`impact_full_paths_*`), and downstream the full closure from random CIs of the upper
-//!    layers (`impact_full_downstream_*`); then a one-CI answer (`impact_floor_*`: what a call itself
+//!    layers (`impact_full_downstream_*`), and the full closure upstream in the SUMMARY view
+//!    (`impact_full_summary_*`: business services and counts only); then a one-CI answer
+//!    (`impact_floor_*`: what a call itself
 //!    costs); then the desk's share of the same queries in this process (`*_in_process_*`:
 //!    walk, answer building, encoding, and a client's decoding), to tell it apart from transport;
 //! 4. stops the desk with SIGTERM, starts it again on the same database and NATS, and reports how
@@ -914,8 +916,17 @@ impl ImpactStats {
         self.answered += 1;
         self.visited += u64::from(response.visited);
         self.max_visited = self.max_visited.max(response.visited);
-        self.reported += response.cis.len() as u64;
-        self.business_services += response.business_service_indexes.len() as u64;
+        // A SUMMARY answer lists no CIs: it counts them.
+        match &response.summary {
+            Some(summary) => {
+                self.reported += u64::from(summary.cis_reached);
+                self.business_services += summary.business_services.len() as u64;
+            }
+            None => {
+                self.reported += response.cis.len() as u64;
+                self.business_services += response.business_service_indexes.len() as u64;
+            }
+        }
         self.response_bytes += response.encoded_len() as u64;
         if !response.truncated_by.is_empty() {
             *self
@@ -961,6 +972,8 @@ enum Explain {
     Via,
     /// `include_paths`: every CI's whole path.
     Paths,
+    /// The SUMMARY view: the business services reached and counts, no CI list.
+    Summary,
 }
 
 fn impact_request(
@@ -977,7 +990,11 @@ fn impact_request(
         relationship_types: Vec::new(),
         include_paths: explain == Explain::Paths,
         include_via: explain == Explain::Via,
-        view: pb::ImpactView::Full as i32,
+        view: if explain == Explain::Summary {
+            pb::ImpactView::Summary as i32
+        } else {
+            pb::ImpactView::Full as i32
+        },
     }
 }
 
@@ -1566,6 +1583,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     let mut depth3 = ImpactStats::new()?;
     let mut depth3_paths = ImpactStats::new()?;
     let mut full_paths = ImpactStats::new()?;
+    let mut full_summary = ImpactStats::new()?;
     let mut impact_errors: HashMap<String, u64> = HashMap::new();
     let mut visited_before: Vec<(String, u32)> = Vec::new();
     let mut impact_client = client.clone();
@@ -1600,6 +1618,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
             (*start, UP, 3, Explain::Via, &mut depth3),
             (*start, UP, 3, Explain::Paths, &mut depth3_paths),
             (down_starts[n], DOWN, 0, Explain::Via, &mut full_down),
+            (*start, UP, 0, Explain::Summary, &mut full_summary),
         ];
         if n % 10 == 0 {
             kinds.push((*start, UP, 0, Explain::Paths, &mut full_paths));
@@ -1871,6 +1890,7 @@ pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
     full.json("impact_full", &mut result);
     depth3.json("impact_depth3", &mut result);
     full_down.json("impact_full_downstream", &mut result);
+    full_summary.json("impact_full_summary", &mut result);
     depth3_paths.json("impact_depth3_paths", &mut result);
     full_paths.json("impact_full_paths", &mut result);
     floor.json("impact_floor", &mut result);
