@@ -26,6 +26,9 @@ use tonic_health::pb::{
 };
 use tonic_reflection::pb::{v1, v1alpha};
 
+#[path = "up/microservices.rs"]
+mod microservices;
+
 /// The first run builds nothing, but migrates and seeds two services on a cold SQLite.
 const START_LIMIT: Duration = Duration::from_secs(120);
 

