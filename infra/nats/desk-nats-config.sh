@@ -110,7 +110,7 @@ EOF
     cat <<EOF
       # $service: publishes its events, creates and updates its own stream, reads any stream
       # of the region through pull consumers (whose deliveries and acks need the JS and inbox
-      # subjects below).
+      # subjects below), and removes a dead letter from its own stream once a replay applied it.
       { user: "desk.$service", password: \$DESK_NATS_${SERVICE}_PASSWORD, permissions: {
           publish: { allow: [
             "desk.$region.$service.>"
@@ -119,6 +119,7 @@ EOF
             "\$JS.API.STREAM.INFO.*"
             "\$JS.API.STREAM.CREATE.DESK_${REGION}_${SERVICE}"
             "\$JS.API.STREAM.UPDATE.DESK_${REGION}_${SERVICE}"
+            "\$JS.API.STREAM.MSG.DELETE.DESK_${REGION}_${SERVICE}"
             "\$JS.API.CONSUMER.>"
             "\$JS.ACK.>"
           ] }

@@ -948,3 +948,135 @@ async fn a_service_user_publishes_only_its_own_services_subjects() -> anyhow::Re
     assert_eq!(cmdb_state.messages, 0);
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// A service's consumer, under its own credentials.
+// ---------------------------------------------------------------------------------------------
+
+/// The outbox and inbox of a consuming service named `cmdb`, as its migrator lists them.
+struct CmdbTables;
+
+#[async_trait::async_trait]
+impl sea_orm_migration::MigratorTrait for CmdbTables {
+    fn migrations() -> Vec<Box<dyn sea_orm_migration::MigrationTrait>> {
+        use desk_kit::events::migrations::{inbox_migration, outbox_migration};
+        vec![outbox_migration("cmdb"), inbox_migration("cmdb")]
+    }
+}
+
+/// Applies `ticket.created` events whose body (a StringValue) is not `poison` while it is
+/// poisoned.
+#[derive(Default)]
+struct Tickets {
+    cured: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl desk_kit::events::Handle<String> for Tickets {
+    async fn handle(
+        &self,
+        _effect: &desk_kit::events::Effect<'_>,
+        _event: &desk_kit::events::IncomingEvent,
+        message: String,
+    ) -> Result<(), desk_kit::events::HandlerError> {
+        if message == "poison" && !self.cured.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(desk_kit::events::HandlerError::Reject("poisoned".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_consumes_another_services_stream_and_replays_its_dead_letters_under_its_own_credentials()
+-> anyhow::Result<()> {
+    use desk_kit::{
+        db::Db,
+        events::{Consumer, ConsumerSpec, Dispatcher, Outbox, Publisher, RelayHandle},
+    };
+    use prost::Message as _;
+    use sea_orm_migration::MigratorTrait as _;
+
+    // Given the server on the shipped config, two ticket events (one poisoned), and the cmdb
+    // service consuming the tickets stream as `desk.cmdb`,
+    let desk = Desk::start().await?;
+    let database = desk_testkit::sqlite_database()?;
+    let db = Db::connect(&database.url, 4).await?;
+    CmdbTables::up(db.connection(), None).await?;
+    for body in ["fine", "poison"] {
+        publish_event(
+            &desk.tickets,
+            &tickets(),
+            "acme",
+            "ticket",
+            "created",
+            body.to_owned().encode_to_vec(),
+        )
+        .await?;
+    }
+    let handler = std::sync::Arc::new(Tickets::default());
+    let consumer = |handler: &std::sync::Arc<Tickets>| {
+        Consumer::new(
+            Publisher::new(db.clone(), Outbox::new(cmdb()), RelayHandle::default()),
+            desk.cmdb.clone(),
+            ConsumerSpec::new(
+                "cmdb-tickets",
+                tickets().stream_name(),
+                vec![format!("desk.{REGION}.tickets.*.ticket.>")],
+                &Settings::defaults().consumer,
+            ),
+            Dispatcher::new().on::<String>("desk.tickets.ticket.created.v1", handler.clone()),
+            std::sync::Arc::new(desk_kit::clock::SystemClock),
+        )
+    };
+    let pull = consumer(&handler).ensure().await?;
+
+    // when it processes them,
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while messages.len() < 2 && Instant::now() < deadline {
+        let mut batch = pull.fetch().max_messages(2).messages().await?;
+        while let Some(message) = batch.next().await {
+            messages.push(message.map_err(|e| anyhow::anyhow!(e))?);
+        }
+    }
+    let dispositions = consumer(&handler).process(&messages).await?;
+
+    // then the poison is parked on the cmdb's own dead-letter subject (a publish its user may make),
+    use desk_kit::events::Disposition;
+    assert_eq!(
+        dispositions,
+        vec![Disposition::Applied, Disposition::DeadLettered]
+    );
+    let dead_letter_subject = cmdb().dead_letter_subject("cmdb-tickets");
+    // (read as the platform team does: services do not read messages by subject)
+    let operator = jetstream::new(
+        connect_with(
+            &nats_settings(&desk.nats.url(), OPERATOR_USER, OPERATOR_PASSWORD),
+            "desk-operator",
+        )
+        .await?,
+    );
+    let cmdb_stream = operator.get_stream(cmdb().stream_name()).await?;
+    let parked = cmdb_stream
+        .get_last_raw_message_by_subject(&dead_letter_subject)
+        .await
+        .context("the dead letter is in DESK_EMEA_CMDB")?;
+    assert!(parked.headers.get("desk-error").is_some());
+
+    // and once cured, a replay applies it and removes it from the stream (its user may delete
+    // messages of its own stream).
+    handler
+        .cured
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = consumer(&handler).replay_dead_letters(10).await?;
+    assert_eq!(report.replayed, 1, "{report:?}");
+    assert!(
+        cmdb_stream
+            .get_last_raw_message_by_subject(&dead_letter_subject)
+            .await
+            .is_err(),
+        "the replayed dead letter is gone"
+    );
+    drop(desk.nats);
+    Ok(())
+}
