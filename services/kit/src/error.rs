@@ -162,10 +162,115 @@ mod tests {
         assert_eq!(fields, ["title", "impact"]);
     }
 
+    /// A service error as a handler returns it: the database's own text is its cause.
+    #[derive(Debug, thiserror::Error)]
+    enum StoreFailure {
+        #[error("cannot save the ticket")]
+        Save(#[source] sea_orm::DbErr),
+    }
+
+    impl Classify for StoreFailure {
+        fn classify(&self) -> ApiError {
+            match self {
+                StoreFailure::Save(db) => classify_db_error(db),
+            }
+        }
+    }
+
+    /// What `into_status` logs, for the assertions about what it writes.
+    #[derive(Clone, Default)]
+    struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl CapturedLog {
+        fn text(&self) -> String {
+            let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    impl std::io::Write for CapturedLog {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `work` with every log line it writes captured.
+    fn capturing_logs<T>(work: impl FnOnce() -> T) -> (T, String) {
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, work);
+        (result, log.text())
+    }
+
     #[test]
-    fn internal_errors_say_nothing_about_their_cause() {
-        let status: Status = ApiError::Internal.into();
+    fn internal_errors_say_nothing_about_their_cause_and_log_it_whole() {
+        // Given a store failure whose cause carries the database's own words.
+        let cause = "relation \"tickets\" does not exist on host 10.1.2.3";
+        let failure = StoreFailure::Save(sea_orm::DbErr::Custom(cause.to_owned()));
+
+        // When it becomes the client's status.
+        let (status, log) = capturing_logs(|| failure.into_status());
+
+        // Then the client learns only that it failed, and the log holds the whole chain.
         assert_eq!(status.code(), Code::Internal);
-        assert!(!status.message().to_lowercase().contains("sql"));
+        assert_eq!(status.message(), "internal error; it has been logged");
+        assert!(
+            status.details().is_empty(),
+            "no details: {:?}",
+            status.details()
+        );
+        assert!(log.contains("request failed"), "log: {log}");
+        assert!(log.contains("cannot save the ticket: "), "log: {log}");
+        assert!(log.contains(cause), "log: {log}");
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_reached_is_unavailable_to_retry_and_logged() {
+        // Given a store failure because no connection could be had.
+        let failure = StoreFailure::Save(sea_orm::DbErr::ConnectionAcquire(
+            sea_orm::ConnAcquireErr::Timeout,
+        ));
+
+        // When it becomes the client's status.
+        let (status, log) = capturing_logs(|| failure.into_status());
+
+        // Then the client may retry, reads a generic message, and the cause is logged.
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(
+            status.message(),
+            "the database is not reachable; retry shortly"
+        );
+        assert!(log.contains("cannot save the ticket: "), "log: {log}");
+    }
+
+    #[test]
+    fn errors_the_client_caused_are_not_logged_as_failures() {
+        // Given an error of the client's making.
+        #[derive(Debug, thiserror::Error)]
+        #[error("no ticket 42")]
+        struct Missing;
+        impl Classify for Missing {
+            fn classify(&self) -> ApiError {
+                ApiError::NotFound("ticket 42 not found".into())
+            }
+        }
+
+        // When it becomes the client's status.
+        let (status, log) = capturing_logs(|| Missing.into_status());
+
+        // Then the client reads its message and nothing is logged.
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "ticket 42 not found");
+        assert!(log.is_empty(), "log: {log}");
     }
 }
