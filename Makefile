@@ -31,5 +31,7 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: ticket throughput benchmark, JSON on stdout
+## (desk-bench starts the `desk` binary beside it, so both are built first)
 bench: deps
-	$(CARGO) run --release -p desk-e2e --bin desk-bench -- tickets --duration 20s --concurrency 32 --json
+	$(CARGO) build --release -p desk -p desk-e2e
+	target/release/desk-bench tickets --duration 20s --concurrency 32 --json
