@@ -10,9 +10,10 @@ use prost_types::Timestamp;
 use crate::{
     domain::{
         Actor, Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix,
-        Status, SupportTier, TicketType, Violations, Visibility, record::Ticket,
+        Status, SupportTier, TicketType, Violations, Visibility,
+        record::{Comment, Link, Ticket, WorklogEntry},
     },
-    store::{HistoryEntry, TicketSettings, entities},
+    store::{HistoryEntry, TicketSettings},
 };
 
 pub fn timestamp(at: DateTime<Utc>) -> Option<Timestamp> {
@@ -259,20 +260,19 @@ pub fn ticket_to_pb(region: &str, t: &Ticket) -> pb::Ticket {
     }
 }
 
-pub fn comment_to_pb(region: &str, c: &entities::comment::Model) -> pb::Comment {
+pub fn comment_to_pb(region: &str, c: &Comment) -> pb::Comment {
     pb::Comment {
         id: ids::format_id(region, c.id),
         ticket_id: ids::format_id(region, c.ticket_id),
         author_id: c.author_id.clone(),
         author_name: c.author_name.clone().unwrap_or_default(),
         body: c.body.clone(),
-        visibility: Visibility::parse(&c.visibility)
-            .map_or(pb::Visibility::Unspecified, visibility_to_pb) as i32,
+        visibility: visibility_to_pb(c.visibility) as i32,
         create_time: timestamp(c.created_at),
     }
 }
 
-pub fn worklog_to_pb(region: &str, w: &entities::worklog::Model) -> pb::WorklogEntry {
+pub fn worklog_to_pb(region: &str, w: &WorklogEntry) -> pb::WorklogEntry {
     pb::WorklogEntry {
         id: ids::format_id(region, w.id),
         ticket_id: ids::format_id(region, w.ticket_id),
@@ -283,9 +283,9 @@ pub fn worklog_to_pb(region: &str, w: &entities::worklog::Model) -> pb::WorklogE
     }
 }
 
-pub fn link_to_pb(l: &entities::link::Model) -> pb::Link {
+pub fn link_to_pb(l: &Link) -> pb::Link {
     pb::Link {
-        kind: LinkKind::parse(&l.kind).map_or(pb::LinkKind::Unspecified, link_kind_to_pb) as i32,
+        kind: link_kind_to_pb(l.kind) as i32,
         target_id: l.target_id.clone(),
         target_number: l.target_number.clone().unwrap_or_default(),
         created_by: l.created_by.clone(),

@@ -26,13 +26,15 @@ pub use error::TicketError;
 
 use crate::{
     domain::{
-        Actor, Changes, Level, LinkKind, RequestedFields, Role, Status as TicketStatus,
+        Actor, Changes, Fact, Level, LinkKind, RequestedFields, Role, Status as TicketStatus,
         SupportTier, TicketType, Violations, Visibility, access, lifecycle,
-        record::{ProblemDetails, ResolutionRecord, Satisfaction, Ticket},
+        record::{
+            Comment, Link, ProblemDetails, ResolutionRecord, Satisfaction, Ticket, WorklogEntry,
+        },
         validate,
     },
-    events::Fact,
-    store::{HistoryActor, IDEMPOTENCY_KEYS, TicketFilter, TicketStore, entities},
+    events,
+    store::{HistoryActor, IDEMPOTENCY_KEYS, TicketFilter, TicketStore},
 };
 
 /// Longest free-text note on an assignment, transition or reopen.
@@ -166,7 +168,7 @@ impl TicketApi {
         let actor_pb = convert::actor_to_pb(actor);
         for fact in change.facts {
             self.store
-                .stage(txn, fact.into_event(&snapshot, &actor_pb), now)
+                .stage(txn, events::event_for(fact, &snapshot, &actor_pb), now)
                 .await?;
         }
         Ok(())
@@ -1012,17 +1014,17 @@ impl TicketApi {
             .await?;
         access::can_comment(actor, &ticket.access_facts(), visibility)?;
         lifecycle::check_comment(ticket.status)?;
-        let row = entities::comment::Model {
+        let row = Comment {
             id: ids::new_uuid(),
             tenant_id: actor.tenant.clone(),
             ticket_id: ticket.id,
             author_id: actor.subject.clone(),
             author_name: actor.name.clone(),
             body: request.body,
-            visibility: visibility.as_str().to_owned(),
+            visibility,
             created_at: self.now(),
         };
-        self.store.insert_comment(&txn, row.clone()).await?;
+        self.store.insert_comment(&txn, &row).await?;
         let comment = convert::comment_to_pb(&self.region, &row);
         let expected = ticket.version;
         let action = if visibility == Visibility::Internal {
@@ -1039,9 +1041,7 @@ impl TicketApi {
                 action,
                 changes: Vec::new(),
                 note: None,
-                facts: vec![Fact::Commented {
-                    comment: comment.clone(),
-                }],
+                facts: vec![Fact::Commented { comment: row }],
             },
         )
         .await?;
@@ -1079,7 +1079,7 @@ impl TicketApi {
             .load_for_write(&txn, actor, &request.ticket_id, None)
             .await?;
         lifecycle::check_comment(ticket.status)?;
-        let row = entities::worklog::Model {
+        let row = WorklogEntry {
             id: ids::new_uuid(),
             tenant_id: actor.tenant.clone(),
             ticket_id: ticket.id,
@@ -1088,7 +1088,7 @@ impl TicketApi {
             note: request.note,
             created_at: self.now(),
         };
-        self.store.insert_worklog(&txn, row.clone()).await?;
+        self.store.insert_worklog(&txn, &row).await?;
         let entry = convert::worklog_to_pb(&self.region, &row);
         let expected = ticket.version;
         let changes = vec![crate::domain::FieldChange {
@@ -1105,9 +1105,7 @@ impl TicketApi {
                 action: "worklogged",
                 changes,
                 note: None,
-                facts: vec![Fact::Worklogged {
-                    entry: entry.clone(),
-                }],
+                facts: vec![Fact::Worklogged { entry: row }],
             },
         )
         .await?;
@@ -1173,18 +1171,18 @@ impl TicketApi {
         let target_id = target.as_ref().map_or(request.target_id.clone(), |t| {
             ids::format_id(&self.region, t.id)
         });
-        let row = entities::link::Model {
+        let row = Link {
             id: ids::new_uuid(),
             tenant_id: actor.tenant.clone(),
             ticket_id: ticket.id,
-            kind: kind.as_str().to_owned(),
+            kind,
             target_id: target_id.clone(),
             target_number: target.as_ref().map(|t| t.number.clone()),
             created_by: actor.subject.clone(),
             created_at: now,
         };
         let link = convert::link_to_pb(&row);
-        if !self.store.insert_link(&txn, row).await? {
+        if !self.store.insert_link(&txn, &row).await? {
             // The same link already exists: nothing changes.
             return Ok((link, ticket.version));
         }
@@ -1193,11 +1191,11 @@ impl TicketApi {
             self.store
                 .insert_link(
                     &txn,
-                    entities::link::Model {
+                    &Link {
                         id: ids::new_uuid(),
                         tenant_id: actor.tenant.clone(),
                         ticket_id: target.id,
-                        kind: inverse.as_str().to_owned(),
+                        kind: inverse,
                         target_id: ids::format_id(&self.region, ticket.id),
                         target_number: Some(ticket.number.clone()),
                         created_by: actor.subject.clone(),
@@ -1221,7 +1219,7 @@ impl TicketApi {
                 action: "linked",
                 changes,
                 note: None,
-                facts: vec![Fact::Linked { link: link.clone() }],
+                facts: vec![Fact::Linked { link: row }],
             },
         )
         .await?;

@@ -11,11 +11,14 @@
 //! - [`access`]: who may read, comment, work, reopen, close and rate; staff-only fields.
 //! - [`validate`]: field checks that collect every violation of a request.
 //! - [`history`]: the field-by-field record of what an update changed.
-//! - [`record`]: a ticket as the rules see it, typed, without storage or wire concerns.
+//! - [`record`]: a ticket and its comments, worklog and links as the rules see them, typed,
+//!   without storage or wire concerns.
+//! - [`facts`]: what a change establishes, to be published as events.
 
 mod string_enum;
 
 pub mod access;
+pub mod facts;
 pub mod history;
 pub mod lifecycle;
 pub mod priority;
@@ -24,6 +27,7 @@ pub mod ticket;
 pub mod validate;
 
 pub use access::{AccessError, Actor, RequestedFields, Role, TicketAccessFacts};
+pub use facts::Fact;
 pub use history::{Changes, FieldChange};
 pub use lifecycle::{LifecycleError, Resolution, ResolutionCode};
 pub use priority::{MatrixError, PriorityMatrix};

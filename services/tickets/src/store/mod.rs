@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::domain::{
     Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix, ResolutionCode,
     Status, SupportTier, TicketType, Visibility,
-    record::{ProblemDetails, ResolutionRecord, Satisfaction, Ticket},
+    record::{Comment, Link, ProblemDetails, ResolutionRecord, Satisfaction, Ticket, WorklogEntry},
 };
 use entities::{comment, history, link, settings, ticket, worklog};
 
@@ -418,10 +418,19 @@ impl TicketStore {
 
     // ---- comments, worklog, links ----
 
-    pub async fn insert_comment(&self, txn: &WriteTxn, row: comment::Model) -> StoreResult<()> {
-        comment::Entity::insert(comment::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
+    pub async fn insert_comment(&self, txn: &WriteTxn, value: &Comment) -> StoreResult<()> {
+        comment::Entity::insert(comment::ActiveModel {
+            id: Set(value.id),
+            tenant_id: Set(value.tenant_id.clone()),
+            ticket_id: Set(value.ticket_id),
+            author_id: Set(value.author_id.clone()),
+            author_name: Set(value.author_name.clone()),
+            body: Set(value.body.clone()),
+            visibility: Set(value.visibility.as_str().to_owned()),
+            created_at: Set(value.created_at),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
         Ok(())
     }
 
@@ -431,20 +440,34 @@ impl TicketStore {
         tenant: &str,
         ticket_id: Uuid,
         include_internal: bool,
-    ) -> StoreResult<Vec<comment::Model>> {
+    ) -> StoreResult<Vec<Comment>> {
         let mut query = comment::Entity::find()
             .filter(comment::Column::TenantId.eq(tenant))
             .filter(comment::Column::TicketId.eq(ticket_id));
         if !include_internal {
             query = query.filter(comment::Column::Visibility.eq(Visibility::Public.as_str()));
         }
-        Ok(query.order_by_asc(comment::Column::Id).all(conn).await?)
+        query
+            .order_by_asc(comment::Column::Id)
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(comment_from_model)
+            .collect()
     }
 
-    pub async fn insert_worklog(&self, txn: &WriteTxn, row: worklog::Model) -> StoreResult<()> {
-        worklog::Entity::insert(worklog::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
+    pub async fn insert_worklog(&self, txn: &WriteTxn, value: &WorklogEntry) -> StoreResult<()> {
+        worklog::Entity::insert(worklog::ActiveModel {
+            id: Set(value.id),
+            tenant_id: Set(value.tenant_id.clone()),
+            ticket_id: Set(value.ticket_id),
+            agent_id: Set(value.agent_id.clone()),
+            minutes: Set(value.minutes),
+            note: Set(value.note.clone()),
+            created_at: Set(value.created_at),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
         Ok(())
     }
 
@@ -453,30 +476,50 @@ impl TicketStore {
         conn: &C,
         tenant: &str,
         ticket_id: Uuid,
-    ) -> StoreResult<Vec<worklog::Model>> {
+    ) -> StoreResult<Vec<WorklogEntry>> {
         Ok(worklog::Entity::find()
             .filter(worklog::Column::TenantId.eq(tenant))
             .filter(worklog::Column::TicketId.eq(ticket_id))
             .order_by_asc(worklog::Column::Id)
             .all(conn)
-            .await?)
+            .await?
+            .into_iter()
+            .map(|row| WorklogEntry {
+                id: row.id,
+                tenant_id: row.tenant_id,
+                ticket_id: row.ticket_id,
+                agent_id: row.agent_id,
+                minutes: row.minutes,
+                note: row.note,
+                created_at: row.created_at,
+            })
+            .collect())
     }
 
     /// Inserts a link unless the same one exists; `false` when it already did.
-    pub async fn insert_link(&self, txn: &WriteTxn, row: link::Model) -> StoreResult<bool> {
+    pub async fn insert_link(&self, txn: &WriteTxn, value: &Link) -> StoreResult<bool> {
         let exists = link::Entity::find()
-            .filter(link::Column::TicketId.eq(row.ticket_id))
-            .filter(link::Column::Kind.eq(row.kind.as_str()))
-            .filter(link::Column::TargetId.eq(row.target_id.as_str()))
+            .filter(link::Column::TicketId.eq(value.ticket_id))
+            .filter(link::Column::Kind.eq(value.kind.as_str()))
+            .filter(link::Column::TargetId.eq(value.target_id.as_str()))
             .one(&**txn)
             .await?
             .is_some();
         if exists {
             return Ok(false);
         }
-        link::Entity::insert(link::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
+        link::Entity::insert(link::ActiveModel {
+            id: Set(value.id),
+            tenant_id: Set(value.tenant_id.clone()),
+            ticket_id: Set(value.ticket_id),
+            kind: Set(value.kind.as_str().to_owned()),
+            target_id: Set(value.target_id.clone()),
+            target_number: Set(value.target_number.clone()),
+            created_by: Set(value.created_by.clone()),
+            created_at: Set(value.created_at),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
         Ok(true)
     }
 
@@ -485,13 +528,16 @@ impl TicketStore {
         conn: &C,
         tenant: &str,
         ticket_id: Uuid,
-    ) -> StoreResult<Vec<link::Model>> {
-        Ok(link::Entity::find()
+    ) -> StoreResult<Vec<Link>> {
+        link::Entity::find()
             .filter(link::Column::TenantId.eq(tenant))
             .filter(link::Column::TicketId.eq(ticket_id))
             .order_by_asc(link::Column::Id)
             .all(conn)
-            .await?)
+            .await?
+            .into_iter()
+            .map(link_from_model)
+            .collect()
     }
 
     /// The public ids of the incidents linked to a problem.
@@ -506,7 +552,7 @@ impl TicketStore {
             .links(conn, tenant, ticket_id)
             .await?
             .into_iter()
-            .filter(|l| l.kind == kind.as_str())
+            .filter(|l| l.kind == kind)
             .map(|l| l.target_id)
             .collect())
     }
@@ -612,6 +658,32 @@ fn parse_list(text: &str) -> StoreResult<Vec<String>> {
 
 fn parse<T>(value: &str, parser: fn(&str) -> Option<T>, column: &str) -> StoreResult<T> {
     parser(value).ok_or_else(|| StoreError::Corrupt(format!("{column} = {value:?}")))
+}
+
+fn comment_from_model(row: comment::Model) -> StoreResult<Comment> {
+    Ok(Comment {
+        visibility: parse(&row.visibility, Visibility::parse, "visibility")?,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        ticket_id: row.ticket_id,
+        author_id: row.author_id,
+        author_name: row.author_name,
+        body: row.body,
+        created_at: row.created_at,
+    })
+}
+
+fn link_from_model(row: link::Model) -> StoreResult<Link> {
+    Ok(Link {
+        kind: parse(&row.kind, LinkKind::parse, "kind")?,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        ticket_id: row.ticket_id,
+        target_id: row.target_id,
+        target_number: row.target_number,
+        created_by: row.created_by,
+        created_at: row.created_at,
+    })
 }
 
 fn ticket_to_active(t: &Ticket) -> StoreResult<ticket::ActiveModel> {
