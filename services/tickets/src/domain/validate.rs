@@ -31,6 +31,10 @@ pub const MAX_WATCHERS: usize = 50;
 pub const MAX_AFFECTED: usize = 100;
 /// Longest single worklog entry: one day.
 pub const WORKLOG_MAX_MINUTES: i64 = 24 * 60;
+/// Longest free-text note on an assignment, transition, reopen, worklog entry or rating.
+pub const NOTE_MAX: usize = 2_000;
+/// Longest search text in a list call.
+pub const SEARCH_TEXT_MAX: usize = 200;
 
 /// One invalid field, named as the API names it (`title`, `watcher_ids[3]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +139,11 @@ pub fn single_line(
         LineBreaks::Rejected,
         violations,
     );
+}
+
+/// A ticket title: one line of 1 to [`TITLE_MAX`] characters.
+pub fn title(field: &str, value: &str, violations: &mut Violations) {
+    single_line(field, value, 1, TITLE_MAX, violations);
 }
 
 /// Text that may span lines (a description, a comment): control characters are rejected except

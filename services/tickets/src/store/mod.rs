@@ -24,8 +24,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::{
-    Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix, ResolutionCode,
-    Status, SupportTier, TicketType, Visibility,
+    Channel, FieldChange, Level, LinkKind, PendingReason, Priority, ResolutionCode, Status,
+    SupportTier, TicketType, Visibility,
     record::{Comment, Link, ProblemDetails, ResolutionRecord, Satisfaction, Ticket, WorklogEntry},
 };
 use entities::{comment, history, link, settings, ticket, worklog};
@@ -60,21 +60,8 @@ pub struct HistoryEntry {
     pub at: DateTime<Utc>,
 }
 
-/// Per-tenant settings with their defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TicketSettings {
-    pub priority_matrix: PriorityMatrix,
-    pub reopen_window_hours: i32,
-}
-
-impl Default for TicketSettings {
-    fn default() -> Self {
-        Self {
-            priority_matrix: PriorityMatrix::itil_default(),
-            reopen_window_hours: 7 * 24,
-        }
-    }
-}
+/// Settings are a domain value; the store keeps them per tenant.
+pub use crate::domain::TicketSettings;
 
 /// Filters of a list call, already validated.
 #[derive(Debug, Clone, Default)]
