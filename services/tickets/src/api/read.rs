@@ -34,7 +34,8 @@ impl TicketApi {
         match access::list_scope(actor, mine) {
             ListScope::Tenant => {}
             ListScope::AssignedTo(assignee) => filter.assignee_id = Some(assignee),
-            ListScope::RequestedBy(requester) => filter.requester_id = Some(requester),
+            // The caller's own requester filter still narrows this (tickets of bob's they watch).
+            ListScope::RaisedOrWatchedBy(reader) => filter.readable_by_requester = Some(reader),
         }
         let (tickets, total) = self
             .store

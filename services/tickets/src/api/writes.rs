@@ -97,6 +97,7 @@ impl TicketApi {
             read_version,
             ticket,
             change,
+            watchers_changed,
         } = changed;
         if !self.store.update(txn, &ticket, read_version).await? {
             let current = self
@@ -108,6 +109,9 @@ impl TicketApi {
                 expected: read_version,
                 current,
             });
+        }
+        if watchers_changed {
+            self.store.replace_watchers(txn, &ticket).await?;
         }
         self.record(txn, actor, &ticket, change, ticket.updated_at)
             .await?;

@@ -324,15 +324,17 @@ pub enum ListScope {
     Tenant,
     /// The tenant's tickets assigned to this agent (staff asking for "mine").
     AssignedTo(String),
-    /// The tickets this requester raised.
-    RequestedBy(String),
+    /// The tickets this requester raised or watches.
+    RaisedOrWatchedBy(String),
 }
 
 /// The scope of a list call: staff list the tenant (only theirs when they ask for `mine`), anyone
-/// else only what they raised. The tenant itself is always the caller's.
+/// else what they may read — the tickets they raised and those they watch, as [`can_read`] has
+/// it, so a list never hides a ticket its reader may open nor shows one they may not. The tenant
+/// itself is always the caller's.
 pub fn list_scope(actor: &Actor, mine: bool) -> ListScope {
     if !actor.is_staff() {
-        ListScope::RequestedBy(actor.subject.clone())
+        ListScope::RaisedOrWatchedBy(actor.subject.clone())
     } else if mine {
         ListScope::AssignedTo(actor.subject.clone())
     } else {
@@ -478,7 +480,19 @@ mod tests {
     }
 
     #[test]
-    fn staff_list_the_tenant_or_their_own_queue_and_requesters_what_they_raised() {
+    fn what_a_requester_lists_is_what_they_may_read() {
+        // walter watches alice's ticket: he may read it, so his list scope takes watchers in
+        for reader in [alice(), walter()] {
+            assert!(can_read(&reader, &ticket()));
+            assert_eq!(
+                list_scope(&reader, false),
+                ListScope::RaisedOrWatchedBy(reader.subject.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn staff_list_the_tenant_or_their_own_queue_and_requesters_what_they_raised_or_watch() {
         assert_eq!(list_scope(&agent(), false), ListScope::Tenant);
         assert_eq!(
             list_scope(&agent(), true),
@@ -487,7 +501,7 @@ mod tests {
         for mine in [false, true] {
             assert_eq!(
                 list_scope(&alice(), mine),
-                ListScope::RequestedBy("alice".into())
+                ListScope::RaisedOrWatchedBy("alice".into())
             );
         }
     }

@@ -50,6 +50,8 @@ pub struct ChangedTicket {
     /// The ticket after the change, already at its new version and update time.
     pub ticket: Ticket,
     pub change: TicketChange,
+    /// Whether the watchers changed: the store keeps them apart too, for the lists of watchers.
+    pub watchers_changed: bool,
 }
 
 impl ChangedTicket {
@@ -65,6 +67,7 @@ impl ChangedTicket {
         after.updated_at = now;
         ChangedTicket {
             read_version: before.version,
+            watchers_changed: after.watcher_ids != before.watcher_ids,
             ticket: after,
             change,
         }
@@ -118,6 +121,25 @@ mod tests {
         assert_eq!(changed.ticket.version, before.version + 1);
         assert_eq!(changed.ticket.updated_at, now);
         assert_eq!(changed.ticket.created_at, before.created_at);
+        assert!(!changed.watchers_changed);
+    }
+
+    #[test]
+    fn a_change_says_when_the_watchers_changed() {
+        let before = a_ticket();
+        let after = Ticket {
+            watcher_ids: vec!["walter".into()],
+            ..before.clone()
+        };
+        let change = TicketChange {
+            action: HistoryAction::Updated,
+            field_changes: Vec::new(),
+            note: None,
+            facts: Vec::new(),
+        };
+        assert!(
+            ChangedTicket::next_version(&before, after, before.updated_at, change).watchers_changed
+        );
     }
 
     #[test]

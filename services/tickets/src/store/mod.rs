@@ -19,7 +19,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func},
+    sea_query::{Expr, ExprTrait, Func, Query},
 };
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ use crate::domain::{
     SupportTier, TicketType, Visibility,
     record::{Comment, Link, ProblemDetails, ResolutionRecord, Satisfaction, Ticket, WorklogEntry},
 };
-use entities::{comment, history, link, settings, ticket, worklog};
+use entities::{comment, history, link, settings, ticket, watcher, worklog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,6 +72,9 @@ pub struct TicketFilter {
     pub assignment_group_id: Option<String>,
     pub assignee_id: Option<String>,
     pub requester_id: Option<String>,
+    /// Only tickets this requester raised or watches: what they may read
+    /// ([`crate::domain::access::can_read`]).
+    pub readable_by_requester: Option<String>,
     pub text: Option<String>,
     pub open_only: bool,
 }
@@ -231,6 +234,33 @@ impl TicketStore {
         ticket::Entity::insert(ticket_to_active(ticket)?)
             .exec_without_returning(&**txn)
             .await?;
+        self.insert_watchers(txn, ticket).await
+    }
+
+    /// Makes the watcher rows of `ticket` match its watcher list, after a change of the list.
+    pub async fn replace_watchers(&self, txn: &WriteTxn, ticket: &Ticket) -> StoreResult<()> {
+        watcher::Entity::delete_many()
+            .filter(watcher::Column::TicketId.eq(ticket.id))
+            .exec(&**txn)
+            .await?;
+        self.insert_watchers(txn, ticket).await
+    }
+
+    async fn insert_watchers(&self, txn: &WriteTxn, ticket: &Ticket) -> StoreResult<()> {
+        if ticket.watcher_ids.is_empty() {
+            return Ok(());
+        }
+        let rows = ticket
+            .watcher_ids
+            .iter()
+            .map(|watcher_id| watcher::ActiveModel {
+                tenant_id: Set(ticket.tenant_id.clone()),
+                ticket_id: Set(ticket.id),
+                watcher_id: Set(watcher_id.clone()),
+            });
+        watcher::Entity::insert_many(rows)
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(())
     }
 
@@ -288,6 +318,19 @@ impl TicketStore {
         }
         if let Some(requester) = &filter.requester_id {
             query = query.filter(ticket::Column::RequesterId.eq(requester.as_str()));
+        }
+        if let Some(reader) = &filter.readable_by_requester {
+            let watched = Query::select()
+                .column(watcher::Column::TicketId)
+                .from(watcher::Entity)
+                .and_where(watcher::Column::TenantId.eq(tenant))
+                .and_where(watcher::Column::WatcherId.eq(reader.as_str()))
+                .to_owned();
+            query = query.filter(
+                sea_orm::Condition::any()
+                    .add(ticket::Column::RequesterId.eq(reader.as_str()))
+                    .add(ticket::Column::Id.in_subquery(watched)),
+            );
         }
         if let Some(text) = &filter.text {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
