@@ -7,7 +7,7 @@
 //!    (`ABORTED`) and what the caller may do with this ticket;
 //! 3. let the **domain** rule decide the change and its facts (`FAILED_PRECONDITION` for the
 //!    lifecycle);
-//! 4. **store** the ticket, its history entry and its events in one transaction ([`writes`]);
+//! 4. **store** the ticket, its history entry and its events in one transaction (`writes.rs`);
 //! 5. **reply** with the result, errors classified by [`desk_kit::error::Classify`].
 //!
 //! A failed call leaves nothing behind.
@@ -15,9 +15,9 @@
 //! # Layout
 //! - this file: [`TicketApi`] and the `TicketService` methods — parse, call, reply.
 //! - [`parse`]: requests into commands; [`convert`]: domain values into proto messages.
-//! - [`writes`]: loading a ticket for a call and writing a change with its history and events.
-//! - [`create`], [`read`], [`edits`], [`moves`], [`conversation`], [`settings`]: the calls, by
-//!   group, from authorization to commit.
+//! - `writes.rs`: loading a ticket for a call and writing a change with its history and events.
+//! - `create.rs`, `read.rs`, `edits.rs`, `moves.rs`, `conversation.rs`, `settings.rs`: the calls,
+//!   by group, from authorization to commit.
 
 pub mod convert;
 mod error;

@@ -613,3 +613,298 @@ fn clearable_as_written(value: &str) -> ClearableEdit<String> {
         None => ClearableEdit::Clear,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use desk_kit::ids;
+
+    use super::*;
+    use crate::domain::{Level, PendingReason, ResolutionCode, SupportTier, TicketType};
+
+    const REGION: &str = "test";
+
+    fn ticket_id() -> String {
+        ids::format_id(REGION, Uuid::from_u128(42))
+    }
+
+    fn fields(violations: &Violations) -> Vec<&str> {
+        violations.iter().map(|v| v.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_create_with_a_type_and_a_title_leaves_everything_else_to_the_defaults() {
+        let (command, key) = create_ticket(pb::CreateTicketRequest {
+            r#type: pb::TicketType::Incident as i32,
+            title: "  Printer jams  ".into(),
+            category: "   ".into(),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(command.ticket_type, TicketType::Incident);
+        assert_eq!(command.title.as_str(), "Printer jams");
+        assert_eq!(command.category, None, "blank text is no category");
+        assert_eq!(
+            (command.impact, command.tier, command.requester_id),
+            (None, None, None)
+        );
+        assert_eq!(key, None);
+    }
+
+    #[test]
+    fn a_create_key_fingerprints_the_body_without_the_key() {
+        let request = |key: &str| pb::CreateTicketRequest {
+            r#type: pb::TicketType::Incident as i32,
+            title: "Printer jams".into(),
+            idempotency_key: key.into(),
+            ..Default::default()
+        };
+        let (_, first) = create_ticket(request("k-1")).expect("valid");
+        let (_, second) = create_ticket(request("k-2")).expect("valid");
+        let (first, second) = (first.expect("a key"), second.expect("a key"));
+        assert_eq!(first.key, "k-1");
+        assert_eq!(first.fingerprint, second.fingerprint);
+    }
+
+    #[test]
+    fn a_create_reports_every_violation_at_once() {
+        let violations = create_ticket(pb::CreateTicketRequest {
+            title: " ".into(),
+            impact: 42,
+            assignee_id: "has space".into(),
+            ..Default::default()
+        })
+        .expect_err("invalid");
+        assert_eq!(
+            fields(&violations),
+            ["type", "title", "impact", "assignee_id"]
+        );
+    }
+
+    #[test]
+    fn an_update_names_its_ticket_and_version_and_blank_text_clears_the_category() {
+        let command = update_ticket(
+            pb::UpdateTicketRequest {
+                id: ticket_id(),
+                expected_version: 3,
+                category: Some("  ".into()),
+                impact: pb::Level::High as i32,
+                affected_ci_ids: vec!["ci-1".into()],
+                ..Default::default()
+            },
+            REGION,
+        )
+        .expect("valid");
+        assert_eq!(command.ticket, TicketReference::Id(Uuid::from_u128(42)));
+        assert_eq!(command.expected_version.get(), 3);
+        assert_eq!(command.category, Some(ClearableEdit::Clear));
+        assert_eq!(command.impact, Some(Level::High));
+        assert_eq!(
+            command.replace_affected, None,
+            "lists replace only when asked"
+        );
+    }
+
+    #[test]
+    fn an_update_without_the_version_read_is_refused() {
+        let violations = update_ticket(
+            pb::UpdateTicketRequest {
+                id: ticket_id(),
+                title: Some("\u{200B}".into()),
+                ..Default::default()
+            },
+            REGION,
+        )
+        .expect_err("no version");
+        assert_eq!(fields(&violations), ["expected_version", "title"]);
+    }
+
+    #[test]
+    fn an_assignment_goes_to_a_group_an_agent_or_both() {
+        let assign = |group: &str, assignee: &str| {
+            assign_ticket(
+                pb::AssignTicketRequest {
+                    id: ticket_id(),
+                    expected_version: 1,
+                    assignment_group_id: group.into(),
+                    assignee_id: assignee.into(),
+                    tier: pb::SupportTier::SecondLine as i32,
+                    note: " ".into(),
+                },
+                REGION,
+            )
+        };
+        let both = assign("team-net", "agent-7").expect("valid");
+        assert_eq!(
+            both.to,
+            AssignTo::GroupAndAssignee {
+                group: "team-net".into(),
+                assignee: "agent-7".into()
+            }
+        );
+        assert_eq!(both.tier, Some(SupportTier::Tier2));
+        assert_eq!(both.note, None, "a blank note is no note");
+        assert_eq!(
+            assign("team-net", "").expect("valid").to,
+            AssignTo::Group("team-net".into())
+        );
+        assert_eq!(
+            assign("", "agent-7").expect("valid").to,
+            AssignTo::Assignee("agent-7".into())
+        );
+        let nobody = assign("", "").expect_err("nobody");
+        assert_eq!(fields(&nobody), ["assignment_group_id"]);
+    }
+
+    fn transition(
+        target: pb::TicketStatus,
+        reason: pb::PendingReason,
+    ) -> pb::TransitionTicketRequest {
+        pb::TransitionTicketRequest {
+            id: ticket_id(),
+            expected_version: 1,
+            target_status: target as i32,
+            pending_reason: reason as i32,
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn pending_carries_its_reason_and_other_targets_drop_one() {
+        assert_eq!(
+            transition_ticket(
+                transition(pb::TicketStatus::Pending, pb::PendingReason::Vendor),
+                REGION
+            )
+            .expect("valid")
+            .target,
+            TransitionTarget::Pending(PendingReason::Vendor)
+        );
+        assert_eq!(
+            transition_ticket(
+                transition(pb::TicketStatus::InProgress, pb::PendingReason::Vendor),
+                REGION
+            )
+            .expect("valid")
+            .target,
+            TransitionTarget::InProgress
+        );
+        let without_reason = transition_ticket(
+            transition(pb::TicketStatus::Pending, pb::PendingReason::Unspecified),
+            REGION,
+        )
+        .expect_err("no reason");
+        assert_eq!(fields(&without_reason), ["pending_reason"]);
+    }
+
+    #[test]
+    fn resolving_is_no_transition() {
+        let violations = transition_ticket(
+            transition(pb::TicketStatus::Resolved, pb::PendingReason::Unspecified),
+            REGION,
+        )
+        .expect_err("resolve has its own call");
+        assert_eq!(fields(&violations), ["target_status"]);
+    }
+
+    #[test]
+    fn a_resolution_is_read_after_the_version() {
+        let request = |expected_version: i64| pb::ResolveTicketRequest {
+            id: ticket_id(),
+            expected_version,
+            resolution_code: "fixed_it".into(),
+            resolution_notes: String::new(),
+        };
+        assert!(matches!(
+            resolve_ticket(request(0), REGION),
+            Err(TicketError::Invalid(violations)) if fields(&violations) == ["expected_version"]
+        ));
+        assert!(matches!(
+            resolve_ticket(request(1), REGION),
+            Err(TicketError::Lifecycle(error)) if error.field() == Some("resolution_code")
+        ));
+        let resolved = resolve_ticket(
+            pb::ResolveTicketRequest {
+                resolution_code: "duplicate".into(),
+                resolution_notes: " Same as INC-000001 ".into(),
+                ..request(1)
+            },
+            REGION,
+        )
+        .expect("valid");
+        assert_eq!(resolved.resolution.code, ResolutionCode::Duplicate);
+        assert_eq!(resolved.resolution.notes, "Same as INC-000001");
+    }
+
+    #[test]
+    fn a_link_target_is_a_ticket_or_something_elsewhere_by_the_links_kind() {
+        let link = |kind: pb::LinkKind, target: &str| {
+            add_link(
+                pb::AddLinkRequest {
+                    ticket_id: ticket_id(),
+                    kind: kind as i32,
+                    target_id: target.into(),
+                },
+                REGION,
+            )
+        };
+        assert_eq!(
+            link(pb::LinkKind::Related, "INC-000002")
+                .expect("valid")
+                .target,
+            LinkTargetReference::Ticket(TicketReference::Number("INC-000002".into()))
+        );
+        assert_eq!(
+            link(pb::LinkKind::CausedByChange, "CHG-000042")
+                .expect("valid")
+                .target,
+            LinkTargetReference::Elsewhere("CHG-000042".into())
+        );
+        assert_eq!(
+            link(
+                pb::LinkKind::Related,
+                "apac-0195c1f0-7a4e-7c3b-9a55-3f1d2e4b5c6d"
+            )
+            .expect("valid")
+            .target,
+            LinkTargetReference::Ticket(TicketReference::NoTicketHere),
+            "another region's ticket is no ticket here"
+        );
+        let unspecified = link(pb::LinkKind::Unspecified, "").expect_err("invalid");
+        assert_eq!(fields(&unspecified), ["kind", "target_id"]);
+    }
+
+    #[test]
+    fn a_list_page_holds_fifty_by_default_and_at_most_two_hundred() {
+        assert_eq!(
+            list_tickets(pb::ListTicketsRequest::default())
+                .expect("valid")
+                .page_size,
+            DEFAULT_PAGE_SIZE
+        );
+        let violations = list_tickets(pb::ListTicketsRequest {
+            page_size: 201,
+            page_token: "not-a-token".into(),
+            ..Default::default()
+        })
+        .expect_err("invalid");
+        assert_eq!(fields(&violations), ["page_size", "page_token"]);
+    }
+
+    #[test]
+    fn settings_are_required_whole() {
+        let violations = update_settings(pb::UpdateTicketSettingsRequest { settings: None })
+            .expect_err("missing");
+        assert_eq!(fields(&violations), ["settings"]);
+        let violations = update_settings(pb::UpdateTicketSettingsRequest {
+            settings: Some(pb::TicketSettings {
+                priority_matrix: Vec::new(),
+                reopen_window_hours: 0,
+            }),
+        })
+        .expect_err("empty matrix, no window");
+        assert_eq!(
+            fields(&violations),
+            ["settings.reopen_window_hours", "settings.priority_matrix"]
+        );
+    }
+}

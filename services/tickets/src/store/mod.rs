@@ -1,8 +1,8 @@
 //! Persistence of tickets and everything hanging off them. Every query is scoped by tenant.
 //!
-//! The store does not decide anything: the API layer checks the domain rules, then writes through
-//! one [`WriteTxn`] that carries the state change, its history entry and its outbox events, and
-//! commits it with [`TicketStore::commit`], which wakes the outbox relay.
+//! The store does not decide anything: the domain decides a change, and the API layer writes it
+//! through one [`WriteTxn`] that carries the state change, its history entry and its outbox
+//! events, and commits it with [`TicketStore::commit`], which wakes the outbox relay.
 
 pub mod entities;
 pub mod migrations;
