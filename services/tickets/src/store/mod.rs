@@ -240,6 +240,7 @@ impl TicketStore {
     /// Makes the watcher rows of `ticket` match its watcher list, after a change of the list.
     pub async fn replace_watchers(&self, txn: &WriteTxn, ticket: &Ticket) -> StoreResult<()> {
         watcher::Entity::delete_many()
+            .filter(watcher::Column::TenantId.eq(ticket.tenant_id.as_str()))
             .filter(watcher::Column::TicketId.eq(ticket.id))
             .exec(&**txn)
             .await?;
