@@ -3,10 +3,12 @@
 //! `desk.tickets.v1.TicketService`, publishing every change as a CloudEvent.
 //!
 //! # Layout
-//! - [`domain`]: pure types and rules (state machine, priority matrix, access, validation).
+//! - [`domain`]: pure types and rules (typed commands, what each command changes and publishes,
+//!   state machine, priority matrix, access, validation).
 //! - [`store`]: sea-orm entities, migrations and queries, scoped by tenant.
-//! - [`api`]: the gRPC service: decode, authorize, apply the rules, write with history and events.
-//! - [`events`]: the facts the service publishes through the outbox.
+//! - [`api`]: the gRPC service: parse the request into a command, authorize, let the domain
+//!   decide, write the change with its history and events in one transaction, reply.
+//! - [`events`]: how the domain's facts are written on the wire, through the outbox.
 //!
 //! [`build`] wires them into a process: database and migrations, the stream, the outbox relay
 //! and the authenticated gRPC service.

@@ -71,6 +71,12 @@ on_both_backends!(
     only_admins_change_the_priority_matrix_and_new_tickets_follow_it,
 );
 
+// Tests of later points, one module each (tests/service/<module>.rs), after the macro they use.
+#[path = "service/invisible_titles.rs"]
+mod invisible_titles;
+#[path = "service/watched_tickets.rs"]
+mod watched_tickets;
+
 // ---- small helpers for this file ----
 
 fn ticket_of<T>(

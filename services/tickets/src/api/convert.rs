@@ -1,6 +1,6 @@
-//! Between the wire (`desk.tickets.v1`) and the domain: proto enums parse into domain enums at the
-//! edge (unknown or unspecified values become field violations), and domain records render as
-//! proto messages for responses and events.
+//! Between the wire (`desk.tickets.v1`) and the domain: proto enum values map to domain enums
+//! (`None` for unspecified or unknown values, which [`super::parse`] reports as violations), and
+//! domain records render as proto messages for responses and events.
 
 use chrono::{DateTime, Utc};
 use desk_kit::ids;
@@ -9,10 +9,11 @@ use prost_types::Timestamp;
 
 use crate::{
     domain::{
-        Actor, Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix,
-        Status, SupportTier, TicketType, Violations, Visibility, record::Ticket,
+        Actor, Channel, FieldChange, Level, LinkKind, PendingReason, Priority, Status, SupportTier,
+        TicketType, Visibility,
+        record::{Comment, Link, Ticket, WorklogEntry},
     },
-    store::{HistoryEntry, TicketSettings, entities},
+    store::{HistoryEntry, TicketSettings},
 };
 
 pub fn timestamp(at: DateTime<Utc>) -> Option<Timestamp> {
@@ -20,14 +21,6 @@ pub fn timestamp(at: DateTime<Utc>) -> Option<Timestamp> {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
     })
-}
-
-/// A proto enum value that must be set: unspecified or unknown values are violations.
-pub fn required<T>(field: &str, value: Option<T>, violations: &mut Violations) -> Option<T> {
-    if value.is_none() {
-        violations.push(field, "required: one of the enum's named values");
-    }
-    value
 }
 
 pub fn ticket_type(value: i32) -> Option<TicketType> {
@@ -259,20 +252,19 @@ pub fn ticket_to_pb(region: &str, t: &Ticket) -> pb::Ticket {
     }
 }
 
-pub fn comment_to_pb(region: &str, c: &entities::comment::Model) -> pb::Comment {
+pub fn comment_to_pb(region: &str, c: &Comment) -> pb::Comment {
     pb::Comment {
         id: ids::format_id(region, c.id),
         ticket_id: ids::format_id(region, c.ticket_id),
         author_id: c.author_id.clone(),
         author_name: c.author_name.clone().unwrap_or_default(),
         body: c.body.clone(),
-        visibility: Visibility::parse(&c.visibility)
-            .map_or(pb::Visibility::Unspecified, visibility_to_pb) as i32,
+        visibility: visibility_to_pb(c.visibility) as i32,
         create_time: timestamp(c.created_at),
     }
 }
 
-pub fn worklog_to_pb(region: &str, w: &entities::worklog::Model) -> pb::WorklogEntry {
+pub fn worklog_to_pb(region: &str, w: &WorklogEntry) -> pb::WorklogEntry {
     pb::WorklogEntry {
         id: ids::format_id(region, w.id),
         ticket_id: ids::format_id(region, w.ticket_id),
@@ -283,9 +275,9 @@ pub fn worklog_to_pb(region: &str, w: &entities::worklog::Model) -> pb::WorklogE
     }
 }
 
-pub fn link_to_pb(l: &entities::link::Model) -> pb::Link {
+pub fn link_to_pb(l: &Link) -> pb::Link {
     pb::Link {
-        kind: LinkKind::parse(&l.kind).map_or(pb::LinkKind::Unspecified, link_kind_to_pb) as i32,
+        kind: link_kind_to_pb(l.kind) as i32,
         target_id: l.target_id.clone(),
         target_number: l.target_number.clone().unwrap_or_default(),
         created_by: l.created_by.clone(),
@@ -342,49 +334,4 @@ pub fn settings_to_pb(settings: &TicketSettings) -> pb::TicketSettings {
             .collect(),
         reopen_window_hours: settings.reopen_window_hours,
     }
-}
-
-/// Parses settings from the wire; every bad cell is a violation.
-pub fn settings_from_pb(
-    settings: &pb::TicketSettings,
-    violations: &mut Violations,
-) -> Option<TicketSettings> {
-    let mut cells = Vec::new();
-    for (index, cell) in settings.priority_matrix.iter().enumerate() {
-        let impact = required(
-            &format!("settings.priority_matrix[{index}].impact"),
-            level(cell.impact),
-            violations,
-        );
-        let urgency = required(
-            &format!("settings.priority_matrix[{index}].urgency"),
-            level(cell.urgency),
-            violations,
-        );
-        let priority = required(
-            &format!("settings.priority_matrix[{index}].priority"),
-            priority(cell.priority),
-            violations,
-        );
-        if let (Some(i), Some(u), Some(p)) = (impact, urgency, priority) {
-            cells.push((i, u, p));
-        }
-    }
-    if !(1..=24 * 365).contains(&settings.reopen_window_hours) {
-        violations.push(
-            "settings.reopen_window_hours",
-            "must be between 1 and 8760 hours",
-        );
-    }
-    let matrix = match PriorityMatrix::from_cells(&cells) {
-        Ok(matrix) => Some(matrix),
-        Err(error) => {
-            violations.push("settings.priority_matrix", error.to_string());
-            None
-        }
-    };
-    Some(TicketSettings {
-        priority_matrix: matrix?,
-        reopen_window_hours: settings.reopen_window_hours,
-    })
 }

@@ -3,7 +3,7 @@
 use desk_kit::error::{ApiError, Classify, FieldViolation, classify_db_error};
 
 use crate::{
-    domain::{AccessError, LifecycleError, Violations},
+    domain::{AccessError, LifecycleError, RuleError, Violations},
     store::StoreError,
 };
 
@@ -20,9 +20,6 @@ pub enum TicketError {
     Lifecycle(#[from] LifecycleError),
     #[error(transparent)]
     Access(#[from] AccessError),
-    /// The caller's roles do not allow the call at all.
-    #[error("{0}")]
-    Forbidden(&'static str),
     #[error(transparent)]
     Idempotency(#[from] desk_kit::idempotency::IdempotencyError),
     #[error(transparent)]
@@ -32,6 +29,16 @@ pub enum TicketError {
 impl From<Violations> for TicketError {
     fn from(violations: Violations) -> Self {
         TicketError::Invalid(violations)
+    }
+}
+
+impl From<RuleError> for TicketError {
+    fn from(error: RuleError) -> Self {
+        match error {
+            RuleError::Lifecycle(error) => TicketError::Lifecycle(error),
+            RuleError::Access(error) => TicketError::Access(error),
+            RuleError::Invalid(violations) => TicketError::Invalid(violations),
+        }
     }
 }
 
@@ -59,7 +66,6 @@ impl Classify for TicketError {
                 None => ApiError::FailedPrecondition(error.to_string()),
             },
             TicketError::Access(error) => ApiError::PermissionDenied(error.to_string()),
-            TicketError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
             TicketError::Idempotency(error) => error.classify(),
             TicketError::Store(StoreError::Db(error)) => classify_db_error(error),
             TicketError::Store(StoreError::Corrupt(_)) => ApiError::Internal,

@@ -10,7 +10,7 @@
 //! involve a ticket return `Result` so the API can answer `NOT_FOUND` or `PERMISSION_DENIED`.
 
 use super::string_enum::string_enum;
-use super::ticket::Visibility;
+use super::ticket::{Status, Visibility};
 
 string_enum! {
     /// A role from the JWT `roles` claim.
@@ -233,6 +233,115 @@ pub fn can_manage_settings(actor: &Actor) -> bool {
     actor.has(Role::Admin) || actor.has(Role::Manager)
 }
 
+/// Work only staff do; each says why a caller without a staff role is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffWork {
+    Assign,
+    /// Any transition but closing, which the requester may do to accept a resolution.
+    MoveThroughLifecycle,
+    Resolve,
+    LogWork,
+    ReadWorklog,
+    Link,
+    ReadHistory,
+    ReadSettings,
+}
+
+impl StaffWork {
+    /// The refusal's text, shown to the caller as it is.
+    pub const fn refusal(self) -> &'static str {
+        match self {
+            Self::Assign => "only staff may assign tickets",
+            Self::MoveThroughLifecycle => "only staff may move a ticket through its lifecycle",
+            Self::Resolve => "only staff may resolve tickets",
+            Self::LogWork => "only staff log work",
+            Self::ReadWorklog => "only staff see the worklog",
+            Self::Link => "only staff may link tickets",
+            Self::ReadHistory => "only staff read a ticket's history",
+            Self::ReadSettings => "only staff read ticket settings",
+        }
+    }
+}
+
+/// Whether the caller may do `work`: staff only. This looks at roles alone; reading the ticket is
+/// checked where the ticket is loaded.
+pub fn require_staff_for(actor: &Actor, work: StaffWork) -> Result<(), AccessError> {
+    if can_work(actor) {
+        Ok(())
+    } else {
+        Err(AccessError::Denied {
+            reason: work.refusal(),
+        })
+    }
+}
+
+/// Whether the caller may change the tenant's settings, as a `Result` for the API.
+pub fn check_manage_settings(actor: &Actor) -> Result<(), AccessError> {
+    if can_manage_settings(actor) {
+        Ok(())
+    } else {
+        Err(AccessError::Denied {
+            reason: "only managers and admins change ticket settings",
+        })
+    }
+}
+
+/// Whether an update may replace the affected services and CIs or remove watchers: staff only. A
+/// requester may add a watcher (a colleague who wants to follow the ticket) but not take one
+/// away, and what is affected is the desk's assessment, not the requester's.
+pub fn check_list_edits(
+    actor: &Actor,
+    replaces_affected: bool,
+    removes_watchers: bool,
+) -> Result<(), AccessError> {
+    if actor.is_staff() || !(replaces_affected || removes_watchers) {
+        Ok(())
+    } else {
+        Err(AccessError::Denied {
+            reason: "only staff may change affected services and CIs or remove watchers",
+        })
+    }
+}
+
+/// Whether the caller may move the ticket to `target`: closing is the requester's acceptance of a
+/// resolution and open to them ([`can_close`]); every other move is staff work.
+pub fn can_transition(
+    actor: &Actor,
+    facts: &TicketAccessFacts,
+    target: Status,
+) -> Result<(), AccessError> {
+    if target == Status::Closed {
+        can_close(actor, facts)
+    } else {
+        require_staff_for(actor, StaffWork::MoveThroughLifecycle)
+    }
+}
+
+/// Which tickets a list call may return, before the caller's own filters narrow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListScope {
+    /// Every ticket of the caller's tenant (staff).
+    Tenant,
+    /// The tenant's tickets assigned to this agent (staff asking for "mine").
+    AssignedTo(String),
+    /// The tickets this requester raised or watches.
+    RaisedOrWatchedBy(String),
+}
+
+/// The scope of a list call: staff list the tenant (only theirs when they ask for `mine`), anyone
+/// else what they may read — the tickets they raised and those they watch, as [`can_read`] has
+/// it, so a list never hides a ticket its reader may open nor shows one they may not. The tenant
+/// itself is always the caller's.
+pub fn list_scope(actor: &Actor, mine: bool) -> ListScope {
+    if !actor.is_staff() {
+        ListScope::RaisedOrWatchedBy(actor.subject.clone())
+    } else if mine {
+        ListScope::AssignedTo(actor.subject.clone())
+    } else {
+        ListScope::Tenant
+    }
+}
+
 fn staff_or_requester(
     actor: &Actor,
     facts: &TicketAccessFacts,
@@ -294,6 +403,107 @@ mod tests {
 
     fn agent() -> Actor {
         actor("agent-7", &[Role::Agent])
+    }
+
+    #[test]
+    fn staff_work_is_refused_to_requesters_with_its_own_reason() {
+        for work in [
+            StaffWork::Assign,
+            StaffWork::MoveThroughLifecycle,
+            StaffWork::Resolve,
+            StaffWork::LogWork,
+            StaffWork::ReadWorklog,
+            StaffWork::Link,
+            StaffWork::ReadHistory,
+            StaffWork::ReadSettings,
+        ] {
+            assert_eq!(require_staff_for(&agent(), work), Ok(()));
+            assert_eq!(
+                require_staff_for(&alice(), work),
+                Err(AccessError::Denied {
+                    reason: work.refusal()
+                })
+            );
+        }
+        assert_eq!(StaffWork::Assign.refusal(), "only staff may assign tickets");
+    }
+
+    #[test]
+    fn only_managers_and_admins_manage_settings() {
+        assert_eq!(check_manage_settings(&actor("m", &[Role::Manager])), Ok(()));
+        assert_eq!(check_manage_settings(&actor("a", &[Role::Admin])), Ok(()));
+        assert_eq!(
+            check_manage_settings(&agent()).map_err(|e| e.to_string()),
+            Err("only managers and admins change ticket settings".into())
+        );
+    }
+
+    #[test]
+    fn a_requester_may_add_watchers_but_not_remove_them_nor_replace_what_is_affected() {
+        assert_eq!(check_list_edits(&alice(), false, false), Ok(()));
+        for (replaces_affected, removes_watchers) in [(true, false), (false, true), (true, true)] {
+            assert_eq!(
+                check_list_edits(&alice(), replaces_affected, removes_watchers)
+                    .map_err(|e| e.to_string()),
+                Err("only staff may change affected services and CIs or remove watchers".into())
+            );
+            assert_eq!(
+                check_list_edits(&agent(), replaces_affected, removes_watchers),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn the_requester_may_close_but_every_other_move_is_staff_work() {
+        assert_eq!(can_transition(&alice(), &ticket(), Status::Closed), Ok(()));
+        assert_eq!(
+            can_transition(&walter(), &ticket(), Status::Closed).map_err(|e| e.to_string()),
+            Err("only staff or the requester may close a ticket".into())
+        );
+        assert_eq!(
+            can_transition(&mallory(), &ticket(), Status::Closed),
+            Err(AccessError::NotFound)
+        );
+        for target in [
+            Status::New,
+            Status::Assigned,
+            Status::InProgress,
+            Status::Pending,
+        ] {
+            assert_eq!(can_transition(&agent(), &ticket(), target), Ok(()));
+            assert_eq!(
+                can_transition(&alice(), &ticket(), target).map_err(|e| e.to_string()),
+                Err("only staff may move a ticket through its lifecycle".into())
+            );
+        }
+    }
+
+    #[test]
+    fn what_a_requester_lists_is_what_they_may_read() {
+        // walter watches alice's ticket: he may read it, so his list scope takes watchers in
+        for reader in [alice(), walter()] {
+            assert!(can_read(&reader, &ticket()));
+            assert_eq!(
+                list_scope(&reader, false),
+                ListScope::RaisedOrWatchedBy(reader.subject.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn staff_list_the_tenant_or_their_own_queue_and_requesters_what_they_raised_or_watch() {
+        assert_eq!(list_scope(&agent(), false), ListScope::Tenant);
+        assert_eq!(
+            list_scope(&agent(), true),
+            ListScope::AssignedTo("agent-7".into())
+        );
+        for mine in [false, true] {
+            assert_eq!(
+                list_scope(&alice(), mine),
+                ListScope::RaisedOrWatchedBy("alice".into())
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! A ticket as the rules see it: typed fields, no storage or wire concerns.
+//! A ticket and what hangs off it (comments, worklog, links) as the rules see them: typed fields,
+//! no storage or wire concerns.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::access::TicketAccessFacts;
 use super::lifecycle::ResolutionCode;
-use super::ticket::{Channel, Level, PendingReason, Priority, Status, SupportTier, TicketType};
+use super::ticket::{
+    Channel, Level, LinkKind, PendingReason, Priority, Status, SupportTier, TicketType, Visibility,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
@@ -74,4 +77,47 @@ impl Ticket {
             watcher_ids: self.watcher_ids.clone(),
         }
     }
+}
+
+/// A comment on a ticket, as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub ticket_id: Uuid,
+    pub author_id: String,
+    /// The author's display name from their token, kept as it was when they wrote.
+    pub author_name: Option<String>,
+    /// As written: a comment's line breaks and indentation are part of what it says.
+    pub body: String,
+    pub visibility: Visibility,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Time an agent spent on a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorklogEntry {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub ticket_id: Uuid,
+    pub agent_id: String,
+    pub minutes: i32,
+    pub note: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One side of a link: "`ticket_id` has a `kind` `target_id`".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: Uuid,
+    pub tenant_id: String,
+    /// The ticket this side of the link belongs to.
+    pub ticket_id: Uuid,
+    pub kind: LinkKind,
+    /// A ticket's public id (`emea-<uuid>`), or the external id or number of a change or article.
+    pub target_id: String,
+    /// The target ticket's number, when the target is a ticket.
+    pub target_number: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -31,6 +31,10 @@ pub const MAX_WATCHERS: usize = 50;
 pub const MAX_AFFECTED: usize = 100;
 /// Longest single worklog entry: one day.
 pub const WORKLOG_MAX_MINUTES: i64 = 24 * 60;
+/// Longest free-text note on an assignment, transition, reopen, worklog entry or rating.
+pub const NOTE_MAX: usize = 2_000;
+/// Longest search text in a list call.
+pub const SEARCH_TEXT_MAX: usize = 200;
 
 /// One invalid field, named as the API names it (`title`, `watcher_ids[3]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +140,71 @@ pub fn single_line(
         violations,
     );
 }
+
+/// A ticket title: one line of 1 to [`TITLE_MAX`] characters, some of them visible.
+///
+/// A title is what people scan a queue by, so one that shows as nothing is refused like a blank
+/// one: only whitespace and [invisible](is_invisible) characters (zero-width spaces and joiners,
+/// byte-order marks, bidi controls, fillers) is no title. Invisible characters among visible
+/// ones stay: joiners are part of how some scripts and emoji are written.
+pub fn title(field: &str, value: &str, violations: &mut Violations) {
+    single_line(field, value, 1, TITLE_MAX, violations);
+    let first_invisible = value.chars().enumerate().find(|&(_, c)| is_invisible(c));
+    if let Some((position, character)) = first_invisible
+        && value.chars().all(|c| c.is_whitespace() || is_invisible(c))
+    {
+        violations.push(
+            field,
+            format!(
+                "must have visible characters, not only invisible ones (found {})",
+                describe_character(position, character)
+            ),
+        );
+    }
+}
+
+/// Whether `c` shows as nothing: a format character (Unicode general category `Cf`: U+200B..
+/// U+200F, U+2060.., U+FEFF, bidi controls, tags, …) or another default-ignorable code point
+/// (variation selectors, the combining grapheme joiner, Hangul fillers), or the blank braille
+/// pattern, which renders as an empty cell and is the usual way to fake an empty name. The
+/// ranges are those of Unicode 15.1, written out because no crate of the workspace carries the
+/// character database.
+pub fn is_invisible(c: char) -> bool {
+    let code = u32::from(c);
+    INVISIBLE_RANGES
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&code))
+}
+
+/// `Cf` ∪ `Default_Ignorable_Code_Point` ∪ {U+2800}, as inclusive ranges in code point order.
+const INVISIBLE_RANGES: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),   // soft hyphen
+    (0x034F, 0x034F),   // combining grapheme joiner
+    (0x0600, 0x0605),   // Arabic number signs
+    (0x061C, 0x061C),   // Arabic letter mark
+    (0x06DD, 0x06DD),   // Arabic end of ayah
+    (0x070F, 0x070F),   // Syriac abbreviation mark
+    (0x0890, 0x0891),   // Arabic pound and piastre marks above
+    (0x08E2, 0x08E2),   // Arabic disputed end of ayah
+    (0x115F, 0x1160),   // Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),   // Khmer inherent vowels
+    (0x180B, 0x180F),   // Mongolian variation selectors and vowel separator
+    (0x200B, 0x200F), // zero-width space, non-joiner, joiner; left-to-right and right-to-left marks
+    (0x202A, 0x202E), // bidi embeddings and overrides
+    (0x2060, 0x206F), // word joiner, invisible operators, bidi isolates, deprecated format characters
+    (0x2800, 0x2800), // braille pattern blank
+    (0x3164, 0x3164), // Hangul filler
+    (0xFE00, 0xFE0F), // variation selectors
+    (0xFEFF, 0xFEFF), // zero-width no-break space (byte-order mark)
+    (0xFFA0, 0xFFA0), // halfwidth Hangul filler
+    (0xFFF0, 0xFFFB), // reserved default-ignorables, interlinear annotation controls
+    (0x110BD, 0x110BD), // Kaithi number sign
+    (0x110CD, 0x110CD), // Kaithi number sign above
+    (0x13430, 0x1343F), // Egyptian hieroglyph format controls
+    (0x1BCA0, 0x1BCA3), // shorthand format controls
+    (0x1D173, 0x1D17A), // musical symbol beam and phrase controls
+    (0xE0000, 0xE0FFF), // language tag, tag characters, variation selectors supplement
+];
 
 /// Text that may span lines (a description, a comment): control characters are rejected except
 /// line feed, carriage return and tab. Lengths as in [`single_line`].
@@ -383,6 +452,98 @@ mod tests {
                 }],
                 "{blank:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_title_of_only_invisible_characters_is_refused() {
+        for (invisible, found) in [
+            ("\u{200B}", "U+200B at character 1"),
+            ("\u{200C}\u{200D}", "U+200C at character 1"),
+            ("\u{2060}", "U+2060 at character 1"),
+            ("\u{FEFF}", "U+FEFF at character 1"),
+            ("  \u{200B} \u{200B}  ", "U+200B at character 3"),
+            ("\u{202E}\u{2066}", "U+202E at character 1"),
+            ("\u{00AD}", "U+00AD at character 1"),
+            ("\u{E0041}\u{E007F}", "U+E0041 at character 1"),
+            ("\u{3164}", "U+3164 at character 1"),
+            ("\u{2800}\u{2800}", "U+2800 at character 1"),
+            ("\u{FE0F}", "U+FE0F at character 1"),
+        ] {
+            assert_eq!(
+                check(|v| title("title", invisible, v)),
+                [FieldViolation {
+                    field: "title".into(),
+                    description: format!(
+                        "must have visible characters, not only invisible ones (found {found})"
+                    ),
+                }],
+                "{invisible:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_characters_among_visible_ones_stay_in_a_title() {
+        for visible in [
+            "VPN\u{200B}drops",
+            "\u{FEFF}Printer jams",
+            "Family emoji \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            "\u{0645}\u{200C}\u{0649}",
+        ] {
+            assert_eq!(check(|v| title("title", visible, v)), [], "{visible:?}");
+        }
+    }
+
+    #[test]
+    fn a_blank_title_is_reported_once_as_blank() {
+        assert_eq!(
+            descriptions(|v| title("title", "   ", v)),
+            ["must not be blank"]
+        );
+    }
+
+    #[test]
+    fn every_format_character_of_the_common_planes_is_invisible() {
+        // The zero-width and bidi characters the desk has seen in pasted titles.
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2060}',
+            '\u{2061}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{FEFF}',
+            '\u{180E}',
+            '\u{061C}',
+            '\u{FFF9}',
+            '\u{E0001}',
+        ] {
+            assert!(is_invisible(c), "U+{:04X}", u32::from(c));
+        }
+        for c in [
+            'a',
+            ' ',
+            '\u{3000}',
+            '\u{00A0}',
+            'ß',
+            '\u{1F600}',
+            '\u{0645}',
+            '\u{2801}',
+        ] {
+            assert!(!is_invisible(c), "U+{:04X}", u32::from(c));
+        }
+    }
+
+    #[test]
+    fn the_invisible_ranges_are_ordered_and_do_not_overlap() {
+        for pair in INVISIBLE_RANGES.windows(2) {
+            let ((first, last), (next_first, _)) = (pair[0], pair[1]);
+            assert!(first <= last && last < next_first, "{pair:x?}");
         }
     }
 

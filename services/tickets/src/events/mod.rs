@@ -9,160 +9,96 @@ use desk_kit::events::OutgoingEvent;
 use desk_proto::{common::v1 as common, tickets::v1 as pb};
 
 use crate::api::convert;
-use crate::domain::{FieldChange, Status, SupportTier};
+use crate::domain::Fact;
 
-/// A fact about a ticket that integrators may want to know.
-#[derive(Debug, Clone)]
-pub enum Fact {
-    Created,
-    Updated {
-        changes: Vec<FieldChange>,
-    },
-    Assigned {
-        previous_group: Option<String>,
-        previous_assignee: Option<String>,
-        note: Option<String>,
-    },
-    Escalated {
-        previous_tier: SupportTier,
-        note: Option<String>,
-    },
-    StatusChanged {
-        previous: Status,
-        note: Option<String>,
-    },
-    Resolved,
-    Closed,
-    Reopened {
-        reason: String,
-    },
-    Commented {
-        comment: pb::Comment,
-    },
-    Worklogged {
-        entry: pb::WorklogEntry,
-    },
-    Linked {
-        link: pb::Link,
-    },
-    Rated,
-    ProblemUpdated {
-        changes: Vec<FieldChange>,
-    },
-    ProblemResolved {
-        incident_ids: Vec<String>,
-    },
-}
-
-impl Fact {
-    /// `(aggregate, event)`: the last two parts of the subject.
-    pub fn name(&self) -> (&'static str, &'static str) {
-        match self {
-            Fact::Created => ("ticket", "created"),
-            Fact::Updated { .. } => ("ticket", "updated"),
-            Fact::Assigned { .. } => ("ticket", "assigned"),
-            Fact::Escalated { .. } => ("ticket", "escalated"),
-            Fact::StatusChanged { .. } => ("ticket", "status_changed"),
-            Fact::Resolved => ("ticket", "resolved"),
-            Fact::Closed => ("ticket", "closed"),
-            Fact::Reopened { .. } => ("ticket", "reopened"),
-            Fact::Commented { .. } => ("ticket", "commented"),
-            Fact::Worklogged { .. } => ("ticket", "worklogged"),
-            Fact::Linked { .. } => ("ticket", "linked"),
-            Fact::Rated => ("ticket", "rated"),
-            Fact::ProblemUpdated { .. } => ("problem", "updated"),
-            Fact::ProblemResolved { .. } => ("problem", "resolved"),
-        }
-    }
-
-    /// The event for this fact about `ticket` (already at its new version), by `actor`.
-    pub fn into_event(self, ticket: &pb::Ticket, actor: &common::Actor) -> OutgoingEvent {
-        let (aggregate, event) = self.name();
-        let snapshot = Some(ticket.clone());
-        let actor = Some(actor.clone());
-        let text = |note: Option<String>| note.unwrap_or_default();
-        let body: Vec<u8> = match self {
-            Fact::Created => encode(pb::TicketCreated {
-                ticket: snapshot,
-                actor,
-            }),
-            Fact::Updated { changes } => encode(pb::TicketUpdated {
-                ticket: snapshot,
-                actor,
-                changes: convert::field_changes_to_pb(&changes),
-            }),
-            Fact::Assigned {
-                previous_group,
-                previous_assignee,
-                note,
-            } => encode(pb::TicketAssigned {
-                ticket: snapshot,
-                actor,
-                previous_assignment_group_id: previous_group.unwrap_or_default(),
-                previous_assignee_id: previous_assignee.unwrap_or_default(),
-                note: text(note),
-            }),
-            Fact::Escalated {
-                previous_tier,
-                note,
-            } => encode(pb::TicketEscalated {
-                ticket: snapshot,
-                actor,
-                previous_tier: convert::tier_to_pb(previous_tier) as i32,
-                note: text(note),
-            }),
-            Fact::StatusChanged { previous, note } => encode(pb::TicketStatusChanged {
-                ticket: snapshot,
-                actor,
-                previous_status: convert::status_to_pb(previous) as i32,
-                note: text(note),
-            }),
-            Fact::Resolved => encode(pb::TicketResolved {
-                ticket: snapshot,
-                actor,
-            }),
-            Fact::Closed => encode(pb::TicketClosed {
-                ticket: snapshot,
-                actor,
-            }),
-            Fact::Reopened { reason } => encode(pb::TicketReopened {
-                ticket: snapshot,
-                actor,
-                reason,
-            }),
-            Fact::Commented { comment } => encode(pb::TicketCommented {
-                ticket_id: ticket.id.clone(),
-                version: ticket.version,
-                comment: Some(comment),
-            }),
-            Fact::Worklogged { entry } => encode(pb::TicketWorklogged {
-                ticket_id: ticket.id.clone(),
-                version: ticket.version,
-                entry: Some(entry),
-            }),
-            Fact::Linked { link } => encode(pb::TicketLinked {
-                ticket_id: ticket.id.clone(),
-                version: ticket.version,
-                link: Some(link),
-            }),
-            Fact::Rated => encode(pb::TicketRated { ticket: snapshot }),
-            Fact::ProblemUpdated { changes } => encode(pb::ProblemUpdated {
-                problem: snapshot,
-                actor,
-                changes: convert::field_changes_to_pb(&changes),
-            }),
-            Fact::ProblemResolved { incident_ids } => encode(pb::ProblemResolved {
-                problem: snapshot,
-                incident_ids,
-            }),
-        };
-        OutgoingEvent {
-            aggregate,
-            event,
-            aggregate_id: ticket.id.clone(),
-            tenant: ticket.tenant_id.clone(),
-            payload: body,
-        }
+/// How each [`Fact`] is written on the wire: the event for it about `ticket` (already at its new
+/// version, rendered for the region that owns it), by `actor`.
+pub fn event_for(fact: Fact, ticket: &pb::Ticket, actor: &common::Actor) -> OutgoingEvent {
+    let (aggregate, event) = fact.name();
+    let snapshot = Some(ticket.clone());
+    let actor = Some(actor.clone());
+    let text = |note: Option<String>| note.unwrap_or_default();
+    let body: Vec<u8> = match fact {
+        Fact::Created => encode(pb::TicketCreated {
+            ticket: snapshot,
+            actor,
+        }),
+        Fact::Updated { changes } => encode(pb::TicketUpdated {
+            ticket: snapshot,
+            actor,
+            changes: convert::field_changes_to_pb(&changes),
+        }),
+        Fact::Assigned {
+            previous_group,
+            previous_assignee,
+            note,
+        } => encode(pb::TicketAssigned {
+            ticket: snapshot,
+            actor,
+            previous_assignment_group_id: previous_group.unwrap_or_default(),
+            previous_assignee_id: previous_assignee.unwrap_or_default(),
+            note: text(note),
+        }),
+        Fact::Escalated {
+            previous_tier,
+            note,
+        } => encode(pb::TicketEscalated {
+            ticket: snapshot,
+            actor,
+            previous_tier: convert::tier_to_pb(previous_tier) as i32,
+            note: text(note),
+        }),
+        Fact::StatusChanged { previous, note } => encode(pb::TicketStatusChanged {
+            ticket: snapshot,
+            actor,
+            previous_status: convert::status_to_pb(previous) as i32,
+            note: text(note),
+        }),
+        Fact::Resolved => encode(pb::TicketResolved {
+            ticket: snapshot,
+            actor,
+        }),
+        Fact::Closed => encode(pb::TicketClosed {
+            ticket: snapshot,
+            actor,
+        }),
+        Fact::Reopened { reason } => encode(pb::TicketReopened {
+            ticket: snapshot,
+            actor,
+            reason,
+        }),
+        Fact::Commented { comment } => encode(pb::TicketCommented {
+            ticket_id: ticket.id.clone(),
+            version: ticket.version,
+            comment: Some(convert::comment_to_pb(&ticket.region, &comment)),
+        }),
+        Fact::Worklogged { entry } => encode(pb::TicketWorklogged {
+            ticket_id: ticket.id.clone(),
+            version: ticket.version,
+            entry: Some(convert::worklog_to_pb(&ticket.region, &entry)),
+        }),
+        Fact::Linked { link } => encode(pb::TicketLinked {
+            ticket_id: ticket.id.clone(),
+            version: ticket.version,
+            link: Some(convert::link_to_pb(&link)),
+        }),
+        Fact::Rated => encode(pb::TicketRated { ticket: snapshot }),
+        Fact::ProblemUpdated { changes } => encode(pb::ProblemUpdated {
+            problem: snapshot,
+            actor,
+            changes: convert::field_changes_to_pb(&changes),
+        }),
+        Fact::ProblemResolved { incident_ids } => encode(pb::ProblemResolved {
+            problem: snapshot,
+            incident_ids,
+        }),
+    };
+    OutgoingEvent {
+        aggregate,
+        event,
+        aggregate_id: ticket.id.clone(),
+        tenant: ticket.tenant_id.clone(),
+        payload: body,
     }
 }
 

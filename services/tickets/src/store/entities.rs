@@ -1,5 +1,6 @@
 //! sea-orm entities: one module per table. Enum columns hold the domain's snake_case names; list
-//! columns hold JSON arrays of strings (they are read whole and never queried inside).
+//! columns hold JSON arrays of strings (they are read whole and never queried inside: the one
+//! list a query needs, the watchers, is kept again as rows of `ticket_watchers`).
 
 pub mod ticket {
     use sea_orm::entity::prelude::*;
@@ -161,6 +162,26 @@ pub mod settings {
         pub priority_matrix: String,
         pub reopen_window_hours: i32,
         pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One watcher of one ticket: the index behind a requester's list of the tickets they watch.
+pub mod watcher {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ticket_watchers")]
+    pub struct Model {
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ticket_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub watcher_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

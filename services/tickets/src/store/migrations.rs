@@ -5,7 +5,10 @@ use desk_kit::schema::{
     bigint, boolean, index, int, int_null, primary_key, text, text_null, time, time_null,
     unique_index, uuid as id,
 };
-use sea_orm_migration::{prelude::*, sea_orm::DbErr};
+use sea_orm_migration::{
+    prelude::*,
+    sea_orm::{DbBackend, DbErr},
+};
 
 pub struct Migrator;
 
@@ -17,6 +20,7 @@ impl MigratorTrait for Migrator {
             desk_kit::events::migrations::inbox_migration(crate::SERVICE),
             Box::new(CreateTickets),
             desk_kit::events::migrations::outbox_unpublished_migration(crate::SERVICE),
+            Box::new(CreateTicketWatchers),
         ]
     }
 
@@ -248,6 +252,70 @@ impl MigrationTrait for CreateTickets {
                     .col(text("ticket_type"))
                     .col(bigint("last_value"))
                     .primary_key(&mut primary_key(&["tenant_id", "ticket_type"]))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Who watches which ticket, one row each, so a requester's list can find the tickets they watch
+/// through an index; `tickets.watcher_ids` stays the list as the ticket shows it. Filled from
+/// that column for tickets written before.
+struct CreateTicketWatchers;
+
+impl MigrationName for CreateTicketWatchers {
+    fn name(&self) -> &str {
+        "m20261210_000020_create_ticket_watchers"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTicketWatchers {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("ticket_watchers"))
+                    .if_not_exists()
+                    .col(text("tenant_id"))
+                    .col(id("ticket_id"))
+                    .col(text("watcher_id"))
+                    .primary_key(&mut primary_key(&["ticket_id", "watcher_id"]))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "ticket_watchers_tenant_watcher",
+                "ticket_watchers",
+                &["tenant_id", "watcher_id", "ticket_id"],
+            ))
+            .await?;
+        // Each backend reads a JSON array its own way; sea-query builds neither.
+        let backfill = match manager.get_database_backend() {
+            DbBackend::Postgres => {
+                "INSERT INTO ticket_watchers (tenant_id, ticket_id, watcher_id) \
+                 SELECT t.tenant_id, t.id, w.watcher_id FROM tickets t \
+                 CROSS JOIN LATERAL json_array_elements_text(t.watcher_ids::json) AS w(watcher_id) \
+                 ON CONFLICT DO NOTHING"
+            }
+            _ => {
+                "INSERT OR IGNORE INTO ticket_watchers (tenant_id, ticket_id, watcher_id) \
+                 SELECT t.tenant_id, t.id, w.value FROM tickets t, json_each(t.watcher_ids) AS w"
+            }
+        };
+        manager
+            .get_connection()
+            .execute_unprepared(backfill)
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("ticket_watchers"))
                     .to_owned(),
             )
             .await

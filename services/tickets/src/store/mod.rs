@@ -1,8 +1,8 @@
 //! Persistence of tickets and everything hanging off them. Every query is scoped by tenant.
 //!
-//! The store does not decide anything: the API layer checks the domain rules, then writes through
-//! one [`WriteTxn`] that carries the state change, its history entry and its outbox events, and
-//! commits it with [`TicketStore::commit`], which wakes the outbox relay.
+//! The store does not decide anything: the domain decides a change, and the API layer writes it
+//! through one [`WriteTxn`] that carries the state change, its history entry and its outbox
+//! events, and commits it with [`TicketStore::commit`], which wakes the outbox relay.
 
 pub mod entities;
 pub mod migrations;
@@ -19,16 +19,16 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func},
+    sea_query::{Expr, ExprTrait, Func, Query},
 };
 use uuid::Uuid;
 
 use crate::domain::{
-    Channel, FieldChange, Level, LinkKind, PendingReason, Priority, PriorityMatrix, ResolutionCode,
-    Status, SupportTier, TicketType, Visibility,
-    record::{ProblemDetails, ResolutionRecord, Satisfaction, Ticket},
+    Channel, FieldChange, Level, LinkKind, PendingReason, Priority, ResolutionCode, Status,
+    SupportTier, TicketType, Visibility,
+    record::{Comment, Link, ProblemDetails, ResolutionRecord, Satisfaction, Ticket, WorklogEntry},
 };
-use entities::{comment, history, link, settings, ticket, worklog};
+use entities::{comment, history, link, settings, ticket, watcher, worklog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,21 +60,8 @@ pub struct HistoryEntry {
     pub at: DateTime<Utc>,
 }
 
-/// Per-tenant settings with their defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TicketSettings {
-    pub priority_matrix: PriorityMatrix,
-    pub reopen_window_hours: i32,
-}
-
-impl Default for TicketSettings {
-    fn default() -> Self {
-        Self {
-            priority_matrix: PriorityMatrix::itil_default(),
-            reopen_window_hours: 7 * 24,
-        }
-    }
-}
+/// Settings are a domain value; the store keeps them per tenant.
+pub use crate::domain::TicketSettings;
 
 /// Filters of a list call, already validated.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +72,9 @@ pub struct TicketFilter {
     pub assignment_group_id: Option<String>,
     pub assignee_id: Option<String>,
     pub requester_id: Option<String>,
+    /// Only tickets this requester raised or watches: what they may read
+    /// ([`crate::domain::access::can_read`]).
+    pub readable_by_requester: Option<String>,
     pub text: Option<String>,
     pub open_only: bool,
 }
@@ -244,6 +234,34 @@ impl TicketStore {
         ticket::Entity::insert(ticket_to_active(ticket)?)
             .exec_without_returning(&**txn)
             .await?;
+        self.insert_watchers(txn, ticket).await
+    }
+
+    /// Makes the watcher rows of `ticket` match its watcher list, after a change of the list.
+    pub async fn replace_watchers(&self, txn: &WriteTxn, ticket: &Ticket) -> StoreResult<()> {
+        watcher::Entity::delete_many()
+            .filter(watcher::Column::TenantId.eq(ticket.tenant_id.as_str()))
+            .filter(watcher::Column::TicketId.eq(ticket.id))
+            .exec(&**txn)
+            .await?;
+        self.insert_watchers(txn, ticket).await
+    }
+
+    async fn insert_watchers(&self, txn: &WriteTxn, ticket: &Ticket) -> StoreResult<()> {
+        if ticket.watcher_ids.is_empty() {
+            return Ok(());
+        }
+        let rows = ticket
+            .watcher_ids
+            .iter()
+            .map(|watcher_id| watcher::ActiveModel {
+                tenant_id: Set(ticket.tenant_id.clone()),
+                ticket_id: Set(ticket.id),
+                watcher_id: Set(watcher_id.clone()),
+            });
+        watcher::Entity::insert_many(rows)
+            .exec_without_returning(&**txn)
+            .await?;
         Ok(())
     }
 
@@ -301,6 +319,19 @@ impl TicketStore {
         }
         if let Some(requester) = &filter.requester_id {
             query = query.filter(ticket::Column::RequesterId.eq(requester.as_str()));
+        }
+        if let Some(reader) = &filter.readable_by_requester {
+            let watched = Query::select()
+                .column(watcher::Column::TicketId)
+                .from(watcher::Entity)
+                .and_where(watcher::Column::TenantId.eq(tenant))
+                .and_where(watcher::Column::WatcherId.eq(reader.as_str()))
+                .to_owned();
+            query = query.filter(
+                sea_orm::Condition::any()
+                    .add(ticket::Column::RequesterId.eq(reader.as_str()))
+                    .add(ticket::Column::Id.in_subquery(watched)),
+            );
         }
         if let Some(text) = &filter.text {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
@@ -418,10 +449,19 @@ impl TicketStore {
 
     // ---- comments, worklog, links ----
 
-    pub async fn insert_comment(&self, txn: &WriteTxn, row: comment::Model) -> StoreResult<()> {
-        comment::Entity::insert(comment::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
+    pub async fn insert_comment(&self, txn: &WriteTxn, value: &Comment) -> StoreResult<()> {
+        comment::Entity::insert(comment::ActiveModel {
+            id: Set(value.id),
+            tenant_id: Set(value.tenant_id.clone()),
+            ticket_id: Set(value.ticket_id),
+            author_id: Set(value.author_id.clone()),
+            author_name: Set(value.author_name.clone()),
+            body: Set(value.body.clone()),
+            visibility: Set(value.visibility.as_str().to_owned()),
+            created_at: Set(value.created_at),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
         Ok(())
     }
 
@@ -431,20 +471,34 @@ impl TicketStore {
         tenant: &str,
         ticket_id: Uuid,
         include_internal: bool,
-    ) -> StoreResult<Vec<comment::Model>> {
+    ) -> StoreResult<Vec<Comment>> {
         let mut query = comment::Entity::find()
             .filter(comment::Column::TenantId.eq(tenant))
             .filter(comment::Column::TicketId.eq(ticket_id));
         if !include_internal {
             query = query.filter(comment::Column::Visibility.eq(Visibility::Public.as_str()));
         }
-        Ok(query.order_by_asc(comment::Column::Id).all(conn).await?)
+        query
+            .order_by_asc(comment::Column::Id)
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(comment_from_model)
+            .collect()
     }
 
-    pub async fn insert_worklog(&self, txn: &WriteTxn, row: worklog::Model) -> StoreResult<()> {
-        worklog::Entity::insert(worklog::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
+    pub async fn insert_worklog(&self, txn: &WriteTxn, value: &WorklogEntry) -> StoreResult<()> {
+        worklog::Entity::insert(worklog::ActiveModel {
+            id: Set(value.id),
+            tenant_id: Set(value.tenant_id.clone()),
+            ticket_id: Set(value.ticket_id),
+            agent_id: Set(value.agent_id.clone()),
+            minutes: Set(value.minutes),
+            note: Set(value.note.clone()),
+            created_at: Set(value.created_at),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
         Ok(())
     }
 
@@ -453,30 +507,50 @@ impl TicketStore {
         conn: &C,
         tenant: &str,
         ticket_id: Uuid,
-    ) -> StoreResult<Vec<worklog::Model>> {
+    ) -> StoreResult<Vec<WorklogEntry>> {
         Ok(worklog::Entity::find()
             .filter(worklog::Column::TenantId.eq(tenant))
             .filter(worklog::Column::TicketId.eq(ticket_id))
             .order_by_asc(worklog::Column::Id)
             .all(conn)
-            .await?)
+            .await?
+            .into_iter()
+            .map(|row| WorklogEntry {
+                id: row.id,
+                tenant_id: row.tenant_id,
+                ticket_id: row.ticket_id,
+                agent_id: row.agent_id,
+                minutes: row.minutes,
+                note: row.note,
+                created_at: row.created_at,
+            })
+            .collect())
     }
 
     /// Inserts a link unless the same one exists; `false` when it already did.
-    pub async fn insert_link(&self, txn: &WriteTxn, row: link::Model) -> StoreResult<bool> {
+    pub async fn insert_link(&self, txn: &WriteTxn, value: &Link) -> StoreResult<bool> {
         let exists = link::Entity::find()
-            .filter(link::Column::TicketId.eq(row.ticket_id))
-            .filter(link::Column::Kind.eq(row.kind.as_str()))
-            .filter(link::Column::TargetId.eq(row.target_id.as_str()))
+            .filter(link::Column::TicketId.eq(value.ticket_id))
+            .filter(link::Column::Kind.eq(value.kind.as_str()))
+            .filter(link::Column::TargetId.eq(value.target_id.as_str()))
             .one(&**txn)
             .await?
             .is_some();
         if exists {
             return Ok(false);
         }
-        link::Entity::insert(link::ActiveModel::from(row))
-            .exec_without_returning(&**txn)
-            .await?;
+        link::Entity::insert(link::ActiveModel {
+            id: Set(value.id),
+            tenant_id: Set(value.tenant_id.clone()),
+            ticket_id: Set(value.ticket_id),
+            kind: Set(value.kind.as_str().to_owned()),
+            target_id: Set(value.target_id.clone()),
+            target_number: Set(value.target_number.clone()),
+            created_by: Set(value.created_by.clone()),
+            created_at: Set(value.created_at),
+        })
+        .exec_without_returning(&**txn)
+        .await?;
         Ok(true)
     }
 
@@ -485,13 +559,16 @@ impl TicketStore {
         conn: &C,
         tenant: &str,
         ticket_id: Uuid,
-    ) -> StoreResult<Vec<link::Model>> {
-        Ok(link::Entity::find()
+    ) -> StoreResult<Vec<Link>> {
+        link::Entity::find()
             .filter(link::Column::TenantId.eq(tenant))
             .filter(link::Column::TicketId.eq(ticket_id))
             .order_by_asc(link::Column::Id)
             .all(conn)
-            .await?)
+            .await?
+            .into_iter()
+            .map(link_from_model)
+            .collect()
     }
 
     /// The public ids of the incidents linked to a problem.
@@ -506,7 +583,7 @@ impl TicketStore {
             .links(conn, tenant, ticket_id)
             .await?
             .into_iter()
-            .filter(|l| l.kind == kind.as_str())
+            .filter(|l| l.kind == kind)
             .map(|l| l.target_id)
             .collect())
     }
@@ -612,6 +689,32 @@ fn parse_list(text: &str) -> StoreResult<Vec<String>> {
 
 fn parse<T>(value: &str, parser: fn(&str) -> Option<T>, column: &str) -> StoreResult<T> {
     parser(value).ok_or_else(|| StoreError::Corrupt(format!("{column} = {value:?}")))
+}
+
+fn comment_from_model(row: comment::Model) -> StoreResult<Comment> {
+    Ok(Comment {
+        visibility: parse(&row.visibility, Visibility::parse, "visibility")?,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        ticket_id: row.ticket_id,
+        author_id: row.author_id,
+        author_name: row.author_name,
+        body: row.body,
+        created_at: row.created_at,
+    })
+}
+
+fn link_from_model(row: link::Model) -> StoreResult<Link> {
+    Ok(Link {
+        kind: parse(&row.kind, LinkKind::parse, "kind")?,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        ticket_id: row.ticket_id,
+        target_id: row.target_id,
+        target_number: row.target_number,
+        created_by: row.created_by,
+        created_at: row.created_at,
+    })
 }
 
 fn ticket_to_active(t: &Ticket) -> StoreResult<ticket::ActiveModel> {
