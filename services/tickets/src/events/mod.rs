@@ -1,5 +1,5 @@
 //! What the tickets service publishes: one CloudEvent per fact, on
-//! `desk.<region>.tickets.<aggregate>.<event>`, each carrying the ticket as it is after the change
+//! `desk.<region>.tickets.<tenant>.<aggregate>.<event>`, each carrying the ticket as it is after the change
 //! (so its `version` orders and de-duplicates them). The bodies are `desk.tickets.v1` event messages.
 //!
 //! This stage consumes nothing yet; SLA breaches and catalog requests will arrive here as inbox
