@@ -1,0 +1,56 @@
+//! Which source's value wins, per field.
+
+use super::*;
+
+/// Which source's value wins, per field.
+///
+/// An order lists sources from highest to lowest rank. [`API_SOURCE`] — people and
+/// integrations writing through the API — ranks above every source unless an order lists it
+/// explicitly; any other source an order does not list ranks below all listed ones. A source
+/// may always overwrite its own values, and a field without provenance (a default) is open to
+/// all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcePrecedence {
+    /// For every field without an order of its own.
+    pub default_order: Vec<String>,
+    /// Keyed by `<field>` (`fqdn`, `name`) or `<class>.<field>` (`server.fqdn`); the
+    /// class-qualified order wins. Fields are attribute names or core field names.
+    pub by_field: BTreeMap<String, Vec<String>>,
+}
+
+impl SourcePrecedence {
+    /// The order that governs `field` of a CI of `class`.
+    pub fn order_for(&self, class: &str, field: &str) -> &[String] {
+        self.by_field
+            .get(&format!("{class}.{field}"))
+            .or_else(|| self.by_field.get(field))
+            .unwrap_or(&self.default_order)
+    }
+
+    /// The rank of `source` for `field` of a CI of `class`: 0 is the highest.
+    pub fn rank(&self, class: &str, field: &str, source: &str) -> usize {
+        let order = self.order_for(class, field);
+        match order.iter().position(|listed| listed == source) {
+            Some(position) => position + 1,
+            None if source == API_SOURCE => 0,
+            None => order.len() + 1,
+        }
+    }
+
+    /// Whether a value from `incoming` may replace the current value set with `current`.
+    pub fn may_overwrite(
+        &self,
+        class: &str,
+        field: &str,
+        incoming: &str,
+        current: Option<&Provenance>,
+    ) -> bool {
+        match current {
+            None => true,
+            Some(current) if current.source == incoming => true,
+            Some(current) => {
+                self.rank(class, field, incoming) <= self.rank(class, field, &current.source)
+            }
+        }
+    }
+}
