@@ -3,7 +3,7 @@
 use desk_kit::error::{ApiError, Classify, FieldViolation, classify_db_error};
 
 use crate::{
-    domain::{CiError, ClassError, RelationshipError, Violations},
+    domain::{AccessDenied, CiError, CiWriteError, ClassError, RelationshipError, Violations},
     store::StoreError,
 };
 
@@ -38,6 +38,23 @@ pub enum CmdbError {
 impl From<Violations> for CmdbError {
     fn from(violations: Violations) -> Self {
         CmdbError::Invalid(violations)
+    }
+}
+
+impl From<AccessDenied> for CmdbError {
+    fn from(denied: AccessDenied) -> Self {
+        CmdbError::Forbidden(denied.reason())
+    }
+}
+
+impl From<CiWriteError> for CmdbError {
+    fn from(error: CiWriteError) -> Self {
+        match error {
+            CiWriteError::Stale { expected, current } => CmdbError::Stale { expected, current },
+            CiWriteError::Invalid(violations) => CmdbError::Invalid(violations),
+            CiWriteError::Ci(error) => CmdbError::Ci(error),
+            CiWriteError::Gone { .. } => CmdbError::NotFound("CI"),
+        }
     }
 }
 

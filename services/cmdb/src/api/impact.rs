@@ -1,19 +1,17 @@
 //! Impact analysis over the tenant's graph in memory.
 
-use super::AnswerError;
-use super::CmdbError;
-use super::MAX_DEPTH;
-use super::MAX_NODES;
-use super::convert;
-use super::encode_impact_answer_within;
-use super::impact_answer;
-use super::{Caller, CmdbApi, CmdbResult};
-use crate::domain::Violations;
-use crate::domain::impact::Direction;
-use crate::domain::impact::ImpactQuery;
 use desk_proto::cmdb::v1 as pb;
 use prost::Message as _;
 use uuid::Uuid;
+
+use super::{
+    AnswerError, Caller, CmdbApi, CmdbError, CmdbResult, convert, encode_impact_answer_within,
+    impact_answer,
+};
+use crate::domain::{
+    Permission, Violations,
+    impact::{Direction, ImpactRequest},
+};
 
 /// Impact queries that may reach this many CIs run off the async worker (`analyze_impact`).
 const LONG_WALK_CIS: usize = 10_000;
@@ -24,60 +22,15 @@ impl CmdbApi {
         caller: &Caller,
         request: pb::AnalyzeImpactRequest,
     ) -> CmdbResult<pb::EncodedAnalyzeImpactResponse> {
-        Self::require_read(caller)?;
-        let mut violations = Violations::new();
-        if request.ci_ids.is_empty() || request.ci_ids.len() > 100 {
-            violations.push("ci_ids", "between 1 and 100 CI ids");
-        }
-        let start: Vec<Uuid> = request
-            .ci_ids
-            .iter()
-            .enumerate()
-            .filter_map(|(i, id)| self.parse_ci_id(&format!("ci_ids[{i}]"), id, &mut violations))
-            .collect();
-        let direction = match pb::ImpactDirection::try_from(request.direction)
-            .unwrap_or(pb::ImpactDirection::Unspecified)
-        {
-            pb::ImpactDirection::Upstream | pb::ImpactDirection::Unspecified => Direction::Upstream,
-            pb::ImpactDirection::Downstream => Direction::Downstream,
-            pb::ImpactDirection::Both => Direction::Both,
-        };
-        let mut types = Vec::new();
-        for (index, value) in request.relationship_types.iter().enumerate() {
-            match convert::relationship_type(*value) {
-                Some(t) => types.push(t),
-                None => violations.push(
-                    format!("relationship_types[{index}]"),
-                    "unknown relationship type",
-                ),
-            }
-        }
-        violations.into_result()?;
-        let max_depth = if request.max_depth == 0 {
-            MAX_DEPTH
-        } else {
-            request.max_depth.min(MAX_DEPTH)
-        };
-        let max_nodes = if request.max_nodes == 0 {
-            MAX_NODES
-        } else {
-            request.max_nodes.min(MAX_NODES)
-        };
-        let query = ImpactQuery {
-            start,
-            direction,
-            max_depth,
-            max_nodes,
-            relationship_types: (!types.is_empty()).then_some(types),
-            include_paths: request.include_paths,
-            include_via: request.include_via,
-        };
+        let (request_view, parsed, given_starts, found) = self.parse_impact(request);
+        caller.authorize(Permission::Read)?;
+        let query = parsed.query(given_starts, found)?;
         // The tenant's graph as it is now: no lock is held while it is walked, so no write of
         // any tenant waits for this walk, nor this walk for a write.
         let Some(graph) = self.index.snapshot(&caller.tenant) else {
             return Err(CmdbError::NotFound("CI"));
         };
-        let summary = request.view == pb::ImpactView::Summary as i32;
+        let summary = request_view == pb::ImpactView::Summary as i32;
         let answer = || {
             if summary {
                 impact_answer::summarize_impact(&graph, &self.region, &query)
@@ -103,5 +56,47 @@ impl CmdbApi {
             AnswerError::Graph(_) => CmdbError::NotFound("CI"),
             AnswerError::TooLarge { bytes, limit } => CmdbError::AnswerTooLarge { bytes, limit },
         })
+    }
+
+    /// An `AnalyzeImpact` request as the domain's, with its view, how many start ids it named and
+    /// what is wrong on the wire.
+    fn parse_impact(
+        &self,
+        request: pb::AnalyzeImpactRequest,
+    ) -> (i32, ImpactRequest, usize, Violations) {
+        let mut found = Violations::new();
+        let start: Vec<Uuid> = request
+            .ci_ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| self.parse_ci_id(&format!("ci_ids[{i}]"), id, &mut found))
+            .collect();
+        let direction = match pb::ImpactDirection::try_from(request.direction)
+            .unwrap_or(pb::ImpactDirection::Unspecified)
+        {
+            pb::ImpactDirection::Upstream | pb::ImpactDirection::Unspecified => Direction::Upstream,
+            pb::ImpactDirection::Downstream => Direction::Downstream,
+            pb::ImpactDirection::Both => Direction::Both,
+        };
+        let mut relationship_types = Vec::new();
+        for (index, value) in request.relationship_types.iter().enumerate() {
+            match convert::relationship_type(*value) {
+                Some(t) => relationship_types.push(t),
+                None => found.push(
+                    format!("relationship_types[{index}]"),
+                    "unknown relationship type",
+                ),
+            }
+        }
+        let parsed = ImpactRequest {
+            start,
+            direction,
+            max_depth: request.max_depth,
+            max_nodes: request.max_nodes,
+            relationship_types,
+            include_paths: request.include_paths,
+            include_via: request.include_via,
+        };
+        (request.view, parsed, request.ci_ids.len(), found)
     }
 }

@@ -1,5 +1,19 @@
-//! The gRPC face of the CMDB: decode, authorize, apply the domain rules, write the change with its
-//! history and events in one transaction, and keep the in-memory impact index current.
+//! The gRPC face of the CMDB. Every handler reads the same way: parse the request once into a
+//! typed domain command (wire problems become field violations), authorize the caller
+//! ([`crate::domain::access`]), let the domain decide what changes and what it publishes, write
+//! that with its history and events in one transaction, and reply — then bring this replica's
+//! memory up to date (the impact index after every committed write, the caches of classes and
+//! precedence).
+//!
+//! # Layout
+//!
+//! - this module: [`CmdbApi`], the caller, and what the areas share (caches, id parsing, writing
+//!   one CI with its history and event, the impact index update);
+//! - one module per area: `classes`, `cis`, `relationships`, `impact`, `imports`, `precedence`;
+//! - `service`: the `CmdbService` trait on the wire, calling the areas;
+//! - infrastructure: [`index`] (per-tenant impact snapshots), `tenant_cache` (catalog and
+//!   precedence caches with generations), `impact_answer` (answers written in wire format),
+//!   `lookup` (the store answering the reconciler), [`convert`] (wire ⇄ domain), `error`.
 
 mod cis;
 mod classes;
@@ -7,6 +21,7 @@ pub mod convert;
 mod error;
 mod impact;
 mod impact_answer;
+mod import_wire;
 mod imports;
 pub mod index;
 mod lookup;
@@ -34,7 +49,8 @@ use tenant_cache::TenantCache;
 
 use crate::{
     domain::{
-        self as d, Ci, CiStatus, ClassCatalog, SourcePrecedence, Violations,
+        self as d, API_SOURCE, Ci, CiStatus, CiWrite, ClassCatalog, Permission, Provenance,
+        SourcePrecedence, Violations, authorize,
         impact::{ImpactEdge, ImpactNode},
     },
     events::Fact,
@@ -44,21 +60,7 @@ use crate::{
 type CmdbResult<T> = Result<T, CmdbError>;
 
 /// Largest impact query the service answers; callers may ask for less and see the limits used.
-pub const MAX_DEPTH: u32 = 32;
-pub const MAX_NODES: u32 = 200_000;
-
-/// Roles that may read the CMDB, and those that may change it. `configuration_manager` extends the
-/// platform's role list for the CMDB's owners; `integrator` covers discovery sources.
-const READERS: &[&str] = &[
-    "agent",
-    "manager",
-    "change_manager",
-    "cab_member",
-    "admin",
-    "integrator",
-    "configuration_manager",
-];
-const WRITERS: &[&str] = &["admin", "integrator", "configuration_manager"];
+pub use crate::domain::impact::{MAX_DEPTH, MAX_NODES};
 
 #[derive(Clone)]
 pub struct CmdbApi {
@@ -84,12 +86,20 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn can_read(&self) -> bool {
-        self.roles.iter().any(|r| READERS.contains(&r.as_str()))
+    /// Whether the caller's roles allow `permission` (see [`crate::domain::access`]).
+    fn authorize(&self, permission: Permission) -> CmdbResult<()> {
+        Ok(authorize(&self.roles, permission)?)
     }
-    fn can_write(&self) -> bool {
-        self.roles.iter().any(|r| WRITERS.contains(&r.as_str()))
+
+    /// Who sets the values this caller writes through the API.
+    fn provenance(&self, set_at: DateTime<Utc>) -> Provenance {
+        Provenance {
+            source: API_SOURCE.to_owned(),
+            actor: self.subject.clone(),
+            set_at,
+        }
     }
+
     fn actor_pb(&self) -> common::Actor {
         common::Actor {
             subject: self.subject.clone(),
@@ -151,26 +161,6 @@ impl CmdbApi {
         self.clock.now()
     }
 
-    fn require_read(caller: &Caller) -> CmdbResult<()> {
-        if caller.can_read() {
-            Ok(())
-        } else {
-            Err(CmdbError::Forbidden(
-                "reading the CMDB needs an agent, manager, change, admin, integrator or configuration manager role",
-            ))
-        }
-    }
-
-    fn require_write(caller: &Caller) -> CmdbResult<()> {
-        if caller.can_write() {
-            Ok(())
-        } else {
-            Err(CmdbError::Forbidden(
-                "changing the CMDB needs an admin, integrator or configuration_manager role",
-            ))
-        }
-    }
-
     /// The tenant's classes: built-in plus its own, cached after the first read.
     pub async fn catalog(&self, tenant: &str) -> CmdbResult<Arc<ClassCatalog>> {
         let generation = match self.catalogs.get(tenant) {
@@ -225,36 +215,49 @@ impl CmdbApi {
         self.index.apply(tenant, changes);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record(
+    /// Writes one CI as `write` leaves it — inserted when new, else over the version it was
+    /// read at — with its history entry and its event, in `txn`.
+    async fn store_ci_write(
         &self,
         txn: &WriteTxn,
         caller: &Caller,
-        ci: &Ci,
-        source: &str,
-        action: &str,
-        changes: &[d::FieldChange],
-        note: Option<&str>,
-        fact: Fact,
+        write: &CiWrite,
     ) -> CmdbResult<()> {
+        match write.read_version {
+            None => self.store.insert(txn, &write.ci, &caller.subject).await?,
+            Some(expected) => {
+                if !self.store.update(txn, &write.ci, expected).await? {
+                    // Another write got there between the read and this one.
+                    return Err(CmdbError::Stale {
+                        expected,
+                        current: expected + 1,
+                    });
+                }
+            }
+        }
         let now = self.now();
         self.store
             .append_history(
                 txn,
-                ci,
+                &write.ci,
                 &caller.subject,
                 &caller.roles,
-                source,
-                action,
-                changes,
-                note,
+                write.fact.source(),
+                write.fact.action(),
+                &write.changes,
+                write.note.as_deref(),
                 now,
             )
             .await?;
         self.store
             .stage(
                 txn,
-                self.ci_event(caller, &caller.actor_pb(), ci, fact),
+                self.ci_event(
+                    caller,
+                    &caller.actor_pb(),
+                    &write.ci,
+                    Fact::Ci(write.fact.clone()),
+                ),
                 now,
             )
             .await?;
@@ -307,11 +310,6 @@ pub async fn tenant_catalog(store: &CmdbStore, tenant: &str) -> CmdbResult<Class
         classes.push(convert::class_from_pb(&class, &mut ignored));
     }
     Ok(ClassCatalog::with_tenant_classes(classes)?)
-}
-
-fn non_empty(value: &str) -> Option<String> {
-    let trimmed = value.trim();
-    (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
 fn optional_enum<T>(

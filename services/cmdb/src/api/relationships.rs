@@ -1,17 +1,17 @@
 //! Relationships between CIs: add, remove, list.
 
-use super::CmdbError;
-use super::convert;
-use super::{Caller, CmdbApi, CmdbResult};
-use crate::domain::Violations;
-use crate::domain::check_relationship;
-use crate::domain::impact::ImpactEdge;
-use crate::events::Fact;
-use crate::store::StoredRelationship;
-use desk_kit::ids;
-use desk_proto::cmdb::v1 as pb;
 use std::collections::HashMap;
+
+use desk_kit::{db::WriteTxn, ids};
+use desk_proto::cmdb::v1 as pb;
 use uuid::Uuid;
+
+use super::{Caller, CmdbApi, CmdbError, CmdbResult, convert};
+use crate::{
+    domain::{AddRelationship, Permission, StoredAround, Violations, impact::ImpactEdge},
+    events::Fact,
+    store::StoredRelationship,
+};
 
 impl CmdbApi {
     pub(super) fn relationship_to_pb(
@@ -36,74 +36,36 @@ impl CmdbApi {
         caller: &Caller,
         request: pb::AddRelationshipRequest,
     ) -> CmdbResult<pb::Relationship> {
-        Self::require_write(caller)?;
+        let parsed = self.parse_add_relationship(&request);
+        caller.authorize(Permission::Write)?;
+        let command = parsed?;
         let catalog = self.catalog(&caller.tenant).await?;
-        let mut violations = Violations::new();
-        let source = self.parse_ci_id("source_id", &request.source_id, &mut violations);
-        let target = self.parse_ci_id("target_id", &request.target_id, &mut violations);
-        let rel_type = convert::relationship_type(request.r#type);
-        if rel_type.is_none() {
-            violations.push("type", "required: one of the relationship types");
-        }
-        violations.into_result()?;
-        let (Some(source), Some(target), Some(rel_type)) = (source, target, rel_type) else {
-            return Err(CmdbError::NotFound("CI"));
-        };
+
         let txn = self.store.begin().await?;
         let found = self
             .store
-            .find_many(&*txn, &catalog, &caller.tenant, &[source, target])
+            .find_many(
+                &*txn,
+                &catalog,
+                &caller.tenant,
+                &[command.source, command.target],
+            )
             .await?;
-        let get = |id: Uuid| found.iter().find(|ci| ci.id == id).cloned();
-        let mut violations = Violations::new();
-        let source_ci = get(source);
-        let target_ci = get(target);
-        if source_ci.is_none() {
-            violations.push("source_id", "no such CI");
-        }
-        if target_ci.is_none() {
-            violations.push("target_id", "no such CI");
-        }
-        violations.into_result()?;
-        let (Some(source_ci), Some(target_ci)) = (source_ci, target_ci) else {
-            return Err(CmdbError::NotFound("CI"));
-        };
+        let ends = command.ends(&found)?;
         // Checks and insert must not interleave with another add from the same source (cardinality,
         // duplicates): on PostgreSQL a transaction-scoped lock per source CI serializes them;
         // SQLite's single writer already does.
-        self.store.lock_source(&txn, &caller.tenant, source).await?;
-        let exists = self
-            .store
-            .find_relationship(&*txn, &caller.tenant, source, rel_type, target)
-            .await?
-            .is_some()
-            || (rel_type.is_symmetric()
-                && self
-                    .store
-                    .find_relationship(&*txn, &caller.tenant, target, rel_type, source)
-                    .await?
-                    .is_some());
-        if exists {
-            return Err(CmdbError::Precondition(
-                "this relationship already exists".into(),
-            ));
-        }
-        let outgoing = self
-            .store
-            .outgoing_count(&*txn, &caller.tenant, source, rel_type)
+        self.store
+            .lock_source(&txn, &caller.tenant, command.source)
             .await?;
-        check_relationship(
-            &catalog,
-            rel_type,
-            &source_ci.facts(),
-            &target_ci.facts(),
-            outgoing,
-        )?;
+        let stored = self.stored_around(&txn, &caller.tenant, &command).await?;
+        command.check(&catalog, ends, stored)?;
+
         let rel = StoredRelationship {
             id: ids::new_uuid(),
-            source_id: source,
-            rel_type,
-            target_id: target,
+            source_id: command.source,
+            rel_type: command.relationship,
+            target_id: command.target,
             created_by: caller.subject.clone(),
             created_at: self.now(),
         };
@@ -111,42 +73,95 @@ impl CmdbApi {
             .insert_relationship(&txn, &caller.tenant, &rel)
             .await?;
         let names = HashMap::from([
-            (source, source_ci.name.clone()),
-            (target, target_ci.name.clone()),
+            (ends.0.id, ends.0.name.clone()),
+            (ends.1.id, ends.1.name.clone()),
         ]);
         let wire = self.relationship_to_pb(&rel, &names);
-        self.store
-            .stage(
-                &txn,
-                Fact::RelationshipAdded {
-                    relationship: wire.clone(),
-                }
-                .into_event(
-                    &caller.tenant,
-                    &wire.id,
-                    &pb::ConfigurationItem::default(),
-                    &caller.actor_pb(),
-                ),
-                self.now(),
-            )
-            .await?;
+        let event = Fact::RelationshipAdded {
+            relationship: wire.clone(),
+        }
+        .into_event(
+            &caller.tenant,
+            &wire.id,
+            &pb::ConfigurationItem::default(),
+            &caller.actor_pb(),
+        );
+        self.store.stage(&txn, event, self.now()).await?;
         self.store.commit(txn).await?;
         self.update_graph(
             &caller.tenant,
             &catalog,
             &[],
             &[ImpactEdge {
-                source,
-                relationship: rel_type,
-                target,
+                source: command.source,
+                relationship: command.relationship,
+                target: command.target,
             }],
             &[],
         );
         Ok(wire)
     }
 
+    /// An `AddRelationship` request as a command, or what is wrong with it.
+    fn parse_add_relationship(
+        &self,
+        request: &pb::AddRelationshipRequest,
+    ) -> Result<AddRelationship, Violations> {
+        let mut violations = Violations::new();
+        let source = self.parse_ci_id("source_id", &request.source_id, &mut violations);
+        let target = self.parse_ci_id("target_id", &request.target_id, &mut violations);
+        let relationship = convert::relationship_type(request.r#type);
+        if relationship.is_none() {
+            violations.push("type", "required: one of the relationship types");
+        }
+        match (source, target, relationship) {
+            (Some(source), Some(target), Some(relationship)) if violations.is_empty() => {
+                Ok(AddRelationship {
+                    source,
+                    relationship,
+                    target,
+                })
+            }
+            _ => Err(violations),
+        }
+    }
+
+    /// What the store holds around a relationship about to be added: the same one (either way
+    /// round for a symmetric type), and how many of its type leave its source.
+    async fn stored_around(
+        &self,
+        txn: &WriteTxn,
+        tenant: &str,
+        command: &AddRelationship,
+    ) -> CmdbResult<StoredAround> {
+        let AddRelationship {
+            source,
+            relationship,
+            target,
+        } = *command;
+        let already_stored = self
+            .store
+            .find_relationship(&**txn, tenant, source, relationship, target)
+            .await?
+            .is_some()
+            || (relationship.is_symmetric()
+                && self
+                    .store
+                    .find_relationship(&**txn, tenant, target, relationship, source)
+                    .await?
+                    .is_some());
+        let outgoing_of_type = self
+            .store
+            .outgoing_count(&**txn, tenant, source, relationship)
+            .await?;
+        Ok(StoredAround {
+            already_stored,
+            outgoing_of_type,
+        })
+    }
+
     pub async fn remove_relationship(&self, caller: &Caller, id: &str) -> CmdbResult<()> {
-        Self::require_write(caller)?;
+        caller.authorize(Permission::Write)?;
         let id = ids::parse_id(id)
             .filter(|p| p.region == self.region)
             .map(|p| p.uuid)

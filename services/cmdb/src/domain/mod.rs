@@ -8,7 +8,10 @@
 //!
 //! - [`class`]: the class hierarchy, typed attribute schemas, the tenant's catalog and attribute
 //!   validation (JSON in, typed values out, and back).
+//! - [`access`]: which roles may read the CMDB, change it, and rank discovery sources.
 //! - [`ci`]: a CI's value types, lifecycle, patches and per-field provenance.
+//! - [`ci_commands`]: create, update and retire as typed commands, and what each one writes
+//!   and publishes.
 //! - [`relationship`]: relationship types, their impact flow and the rules a new one must meet.
 //! - [`identification`]: identification rules, source precedence, and reconciliation of import
 //!   batches into a deterministic plan.
@@ -18,7 +21,9 @@
 
 mod string_enum;
 
+pub mod access;
 pub mod ci;
+pub mod ci_commands;
 pub mod class;
 pub mod history;
 pub mod identification;
@@ -26,9 +31,11 @@ pub mod impact;
 pub mod relationship;
 pub mod validate;
 
+pub use access::{AccessDenied, Permission, authorize};
 pub use ci::{
     API_SOURCE, Ci, CiError, CiPatch, CiStatus, Criticality, Environment, NewCi, Provenance,
 };
+pub use ci_commands::{CiFact, CiWrite, CiWriteError, CreateCi, RetireCi, UpdateCi};
 pub use class::{
     AttrValue, AttrValueError, AttributeDef, AttributeType, CiClass, ClassCatalog, ClassError,
     ValidatedAttributes, ValidationMode, validate_attributes,
@@ -37,10 +44,11 @@ pub use history::{Changes, FieldChange};
 pub use identification::{
     DependentKey, ExistingCis, IdentKey, IdentificationRule, ImportBatch, ImportItem, ImportRef,
     ImportRelationship, InvalidItems, ItemAction, ItemConflict, PlannedItem, PlannedRelationship,
-    ReconciliationPlan, RelationshipAction, SourcePrecedence, reconcile,
+    ReconciliationPlan, RelationshipAction, SourcePrecedence, StageImport, reconcile,
 };
 pub use impact::{Direction, ImpactGraph, ImpactQuery, ImpactResult, ImpactedNode};
 pub use relationship::{
-    CiFacts, ImpactFlow, RelationshipError, RelationshipType, check_relationship,
+    AddRelationship, CiFacts, ImpactFlow, RelationshipError, RelationshipType, StoredAround,
+    check_relationship,
 };
 pub use validate::{FieldViolation, Violations};

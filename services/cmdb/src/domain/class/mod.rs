@@ -261,6 +261,22 @@ impl ClassCatalog {
         Ok(catalog)
     }
 
+    /// The tenant's own classes, without the built-in ones.
+    pub fn tenant_classes(&self) -> impl Iterator<Item = &CiClass> {
+        let builtin = Self::builtin();
+        self.classes
+            .values()
+            .filter(move |class| !builtin.contains(&class.name))
+    }
+
+    /// This catalog with one more tenant class (`CreateClass`), checked as
+    /// [`ClassCatalog::with_tenant_classes`] checks them all again.
+    pub fn with_class_added(&self, class: CiClass) -> Result<Self, ClassError> {
+        let mut classes: Vec<CiClass> = self.tenant_classes().cloned().collect();
+        classes.push(class);
+        Self::with_tenant_classes(classes)
+    }
+
     /// Follows parents from `name` until the root; a class met twice means a cycle.
     fn check_acyclic(&self, name: &str) -> Result<(), ClassError> {
         let mut path = vec![name.to_owned()];

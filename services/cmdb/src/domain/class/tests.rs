@@ -697,3 +697,35 @@ proptest! {
         prop_assert_eq!(accepted, (min..=min + span).contains(&value));
     }
 }
+
+#[test]
+fn a_class_added_to_a_catalog_keeps_the_tenants_earlier_classes() {
+    let catalog = ClassCatalog::with_tenant_classes(vec![tenant_class(
+        "hpc_server",
+        "server",
+        vec![string("scheduler", 50)],
+    )])
+    .expect("valid");
+    let extended = catalog
+        .with_class_added(tenant_class("gpu_server", "hpc_server", vec![]))
+        .expect("valid");
+    assert_eq!(
+        extended
+            .tenant_classes()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["gpu_server", "hpc_server"]
+    );
+    assert!(extended.is_subclass_of("gpu_server", "server"));
+    assert_eq!(
+        catalog.with_class_added(tenant_class("hpc_server", "server", vec![])),
+        Err(ClassError::DuplicateName {
+            class: "hpc_server".into()
+        })
+    );
+    assert_eq!(
+        catalog.tenant_classes().count(),
+        1,
+        "the catalog is unchanged"
+    );
+}

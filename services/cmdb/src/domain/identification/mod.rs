@@ -44,6 +44,7 @@
 //! - this module: rules and keys, batches and plans — the types the rest of the CMDB sees;
 //! - `precedence`: [`SourcePrecedence`], which source's value wins;
 //! - `check`: the validation of a batch, whole, before anything is identified;
+//! - `commit`: what committing a plan writes;
 //! - `planner`: [`reconcile`] — identification of each item, then the plan of each item and
 //!   relationship.
 
@@ -68,11 +69,13 @@ use super::relationship::{
 use super::validate::{self, FieldViolation, ID_MAX, NAME_MAX, SOURCE_MAX, Violations};
 
 mod check;
+mod commit;
 mod planner;
 mod precedence;
 
+pub use commit::{AddedRelationship, CommittedPlan, IMPORT_NOTE};
 pub use planner::reconcile;
-pub use precedence::SourcePrecedence;
+pub use precedence::{MAX_ORDERED_FIELDS, SourcePrecedence};
 
 /// Most items in one import batch: a discovery run of ten thousand hosts is one batch.
 pub const MAX_IMPORT_ITEMS: usize = 10_000;
@@ -185,6 +188,56 @@ impl IdentKey {
     }
 }
 
+/// The key values `rule` needs from a CI with this name, environment and attribute values, or
+/// `None` when one is missing.
+pub(crate) fn key_parts(
+    rule: &IdentificationRule,
+    name: &str,
+    environment: Environment,
+    values: &BTreeMap<String, AttrValue>,
+) -> Option<Vec<KeyPart>> {
+    rule.attributes
+        .iter()
+        .map(|field| match field.as_str() {
+            "name" => Some(KeyPart::Name(name.to_owned())),
+            "environment" => Some(KeyPart::Environment(environment)),
+            attribute => values.get(attribute).map(|value| KeyPart::Attribute {
+                name: attribute.to_owned(),
+                value: value.clone(),
+            }),
+        })
+        .collect()
+}
+
+/// What one key's search decided, when it found anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Judged {
+    Matched { ci: Box<Ci>, rule: String },
+    Ambiguous { rule: String, ci_ids: Vec<Uuid> },
+}
+
+/// Judges what the store found for `key`: only CIs of a class in scope that are not retired
+/// count; one is a match, several an ambiguity, none hands over to the next rule (`None`).
+pub(crate) fn judge(key: &IdentKey, found: Vec<Ci>) -> Option<Judged> {
+    let mut found: Vec<Ci> = found
+        .into_iter()
+        .filter(|ci| ci.status != CiStatus::Retired && key.classes.contains(&ci.class))
+        .collect();
+    found.sort_by_key(|ci| ci.id);
+    found.dedup_by_key(|ci| ci.id);
+    match found.len() {
+        0 => None,
+        1 => Some(Judged::Matched {
+            ci: Box::new(found.remove(0)),
+            rule: key.rule.clone(),
+        }),
+        _ => Some(Judged::Ambiguous {
+            rule: key.rule.clone(),
+            ci_ids: found.iter().map(|ci| ci.id).collect(),
+        }),
+    }
+}
+
 /// The CIs and relationships a tenant already has, as reconciliation needs to see them. The
 /// store implements it with indexed queries, scoped to the tenant.
 pub trait ExistingCis {
@@ -253,6 +306,26 @@ pub struct ImportRelationship {
 pub struct ImportBatch {
     pub items: Vec<ImportItem>,
     pub relationships: Vec<ImportRelationship>,
+}
+
+/// `StageImport`: a batch from one discovery source, and what to do with its invalid items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageImport {
+    /// The discovery source every item comes from, trimmed.
+    pub source: String,
+    pub batch: ImportBatch,
+    pub invalid: InvalidItems,
+}
+
+impl StageImport {
+    /// What the request gets wrong besides its batch (which [`reconcile`] checks), added to what
+    /// parsing it found.
+    pub fn check(&self, mut found: Violations) -> Result<(), Violations> {
+        if self.source.trim().is_empty() {
+            found.push("source", "required: the discovery source's name");
+        }
+        found.into_result()
+    }
 }
 
 /// What to do with items and relationships that fail validation.

@@ -139,7 +139,8 @@ impl Planner<'_> {
         // them describe the same CI (see `mark_duplicates`).
         let mut applicable: Vec<(&IdentificationRule, Vec<KeyPart>, Parent)> = Vec::new();
         for rule in rules {
-            let Some(parts) = key_parts(rule, item, &validated.values) else {
+            let Some(parts) = key_parts(rule, &item.name, item.environment, &validated.values)
+            else {
                 continue;
             };
             let parent = match &rule.dependent {
@@ -174,28 +175,11 @@ impl Planner<'_> {
                 parts,
                 parent,
             };
-            let mut found: Vec<Ci> = self
-                .existing
-                .find_by_key(&key)
-                .into_iter()
-                .filter(|ci| ci.status != CiStatus::Retired && classes.contains(&ci.class))
-                .collect();
-            found.sort_by_key(|ci| ci.id);
-            found.dedup_by_key(|ci| ci.id);
-            match found.len() {
-                0 => {}
-                1 => {
-                    let ci = found.remove(0);
-                    return Resolution::Matched {
-                        ci: Box::new(ci),
-                        rule: rule.name.clone(),
-                    };
-                }
-                _ => {
-                    return Resolution::Conflict(ItemConflict::Ambiguous {
-                        rule: rule.name.clone(),
-                        ci_ids: found.iter().map(|ci| ci.id).collect(),
-                    });
+            match judge(&key, self.existing.find_by_key(&key)) {
+                None => {}
+                Some(Judged::Matched { ci, rule }) => return Resolution::Matched { ci, rule },
+                Some(Judged::Ambiguous { rule, ci_ids }) => {
+                    return Resolution::Conflict(ItemConflict::Ambiguous { rule, ci_ids });
                 }
             }
         }
@@ -215,7 +199,8 @@ impl Planner<'_> {
                 continue;
             };
             for rule in rules {
-                let Some(parts) = key_parts(rule, item, &validated.values) else {
+                let Some(parts) = key_parts(rule, &item.name, item.environment, &validated.values)
+                else {
                     continue;
                 };
                 let parent = match &rule.dependent {
@@ -710,23 +695,4 @@ impl Planner<'_> {
         added.insert(key);
         RelationshipAction::Add
     }
-}
-
-/// The key values `rule` needs from `item`, or `None` when the item lacks one.
-fn key_parts(
-    rule: &IdentificationRule,
-    item: &ImportItem,
-    values: &BTreeMap<String, AttrValue>,
-) -> Option<Vec<KeyPart>> {
-    rule.attributes
-        .iter()
-        .map(|field| match field.as_str() {
-            "name" => Some(KeyPart::Name(item.name.clone())),
-            "environment" => Some(KeyPart::Environment(item.environment)),
-            attribute => values.get(attribute).map(|value| KeyPart::Attribute {
-                name: attribute.to_owned(),
-                value: value.clone(),
-            }),
-        })
-        .collect()
 }

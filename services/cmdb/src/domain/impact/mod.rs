@@ -38,14 +38,17 @@
 //! # Layout
 //!
 //! - this module: the graph's types and storage, and the changes the service applies to it;
+//! - `request`: the limits of what a caller may ask;
 //! - `walk`: the walk and its working memory, and [`Walked`], a finished walk read in place.
 
+mod request;
 mod walk;
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
+pub use request::{ImpactRequest, MAX_DEPTH, MAX_NODES, MAX_START_CIS};
 use walk::ScratchPool;
 pub use walk::{Label, ReachedBy, Reported, Walked};
 

@@ -11,6 +11,7 @@ use super::*;
 use crate::domain::class::{AttributeDef, AttributeType, CiClass, ROOT_CLASS};
 
 mod batches;
+mod commit;
 mod identify;
 mod properties;
 mod reconcile;
@@ -112,54 +113,49 @@ impl Memory {
         self.relationships.push((source, relationship, target));
     }
 
+    /// Commits `plan` as the service does ([`ReconciliationPlan::commit`]), checking that each
+    /// update changes exactly what the preview said.
     fn commit(&mut self, plan: &ReconciliationPlan) {
-        let mut created: HashMap<String, Uuid> = HashMap::new();
-        for item in &plan.items {
-            match &item.action {
-                ItemAction::Create { ci } => {
-                    self.next_id += 1;
-                    let id = Uuid::from_u128(self.next_id);
-                    self.cis.push(
-                        ci.clone()
-                            .into_ci(id, "acme".into(), &provenance(&item.source)),
+        let current: HashMap<Uuid, Ci> = self.cis.iter().map(|ci| (ci.id, ci.clone())).collect();
+        let mut next_id = self.next_id;
+        let committed = plan
+            .commit(&current, "acme", "tester", at(), &mut || {
+                next_id += 1;
+                Uuid::from_u128(next_id)
+            })
+            .expect("the plan commits");
+        self.next_id = next_id;
+        let previewed: HashMap<Uuid, &Vec<FieldChange>> = plan
+            .items
+            .iter()
+            .filter_map(|item| match &item.action {
+                ItemAction::Update { ci_id, changes, .. } => Some((*ci_id, changes)),
+                _ => None,
+            })
+            .collect();
+        for write in committed.cis {
+            assert_eq!(write.note.as_deref(), Some(IMPORT_NOTE));
+            match write.read_version {
+                None => self.cis.push(write.ci),
+                Some(version) => {
+                    assert_eq!(
+                        Some(&&write.changes),
+                        previewed.get(&write.ci.id),
+                        "preview equals commit"
                     );
-                    created.insert(item.local_id.clone(), id);
-                }
-                ItemAction::Update {
-                    ci_id,
-                    expected_version,
-                    patch,
-                    changes,
-                    ..
-                } => {
-                    let ci = self
+                    let stored = self
                         .cis
                         .iter_mut()
-                        .find(|ci| ci.id == *ci_id)
+                        .find(|ci| ci.id == write.ci.id)
                         .expect("planned CI exists");
-                    assert_eq!(ci.version, *expected_version);
-                    let applied = ci
-                        .apply_patch(patch, &provenance(&item.source))
-                        .expect("planned patch applies");
-                    assert_eq!(&applied.into_vec(), changes, "preview equals commit");
+                    assert_eq!(stored.version, version);
+                    *stored = write.ci;
                 }
-                ItemAction::Unchanged { .. } | ItemAction::Conflict { .. } => {}
             }
         }
-        for relationship in &plan.relationships {
-            if relationship.action != RelationshipAction::Add {
-                continue;
-            }
-            let end = |end: &PlannedEnd| match end {
-                PlannedEnd::Existing(id) => *id,
-                PlannedEnd::New { local_id } => created[local_id],
-                PlannedEnd::Unresolved { .. } => panic!("an added relationship has two ends"),
-            };
-            self.relationships.push((
-                end(&relationship.source),
-                relationship.relationship,
-                end(&relationship.target),
-            ));
+        for added in committed.relationships {
+            self.relationships
+                .push((added.source, added.relationship, added.target));
         }
     }
 }

@@ -252,3 +252,44 @@ fn a_new_ci_cannot_start_retired() {
     let plan = plan(&Memory::default(), &batch(vec![retired], vec![]));
     assert_eq!(conflict(&plan, "s1"), "a CI cannot be created retired");
 }
+
+#[test]
+fn a_precedence_names_every_problem_by_its_request_path() {
+    let listed = |sources: &[&str]| sources.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let refused = SourcePrecedence::checked(
+        Some(listed(&["sccm", "sccm", ""])),
+        BTreeMap::from([
+            ("server.os".to_owned(), listed(&["aws"])),
+            ("Server.OS".to_owned(), listed(&["aws"])),
+            ("a.b.c".to_owned(), listed(&[])),
+        ]),
+    )
+    .expect_err("refused");
+    let fields: BTreeSet<&str> = refused.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from([
+            "precedence.default_order.sources",
+            "precedence.default_order.sources[2]",
+            "precedence.by_field[Server.OS]",
+            "precedence.by_field[a.b.c]",
+        ])
+    );
+
+    let too_many: BTreeMap<String, Vec<String>> = (0..=MAX_ORDERED_FIELDS)
+        .map(|n| (format!("field_{n}"), listed(&["sccm"])))
+        .collect();
+    let refused = SourcePrecedence::checked(None, too_many).expect_err("refused");
+    assert_eq!(
+        refused.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
+        ["precedence.by_field"]
+    );
+
+    let precedence = SourcePrecedence::checked(
+        None,
+        BTreeMap::from([("server.os".to_owned(), listed(&["aws", "sccm"]))]),
+    )
+    .expect("valid");
+    assert!(precedence.default_order.is_empty());
+    assert_eq!(precedence.rank("server", "os", "sccm"), 2);
+}
