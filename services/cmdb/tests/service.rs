@@ -9,6 +9,7 @@
 //! - discovery imports: identification across sources, precedence per attribute, a staged preview
 //!   that commit follows exactly, discards, stale plans, bad batches.
 //! - access and tenants; events; the impact index rebuilt at start; list filters.
+//! - [`identified_creates`]: a CI created twice is refused, or merged when asked.
 
 mod support;
 
@@ -44,6 +45,9 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+#[path = "service/identified_creates.rs"]
+mod identified_creates;
 
 on_both_backends!(
     attributes_are_validated_per_class_and_a_ci_keeps_its_versions_and_history,

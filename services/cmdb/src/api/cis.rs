@@ -1,4 +1,8 @@
 //! Configuration items: create, read, update, retire, list, history.
+//!
+//! A create is identified as an import item of source `api` would be (the class's
+//! identification rules against the tenant's CIs): a CI that is already there is refused with
+//! `ALREADY_EXISTS`, or merged into when the caller asks (`merge_if_identified`).
 
 use desk_kit::{
     db::WriteTxn,
@@ -8,9 +12,12 @@ use desk_kit::{
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use uuid::Uuid;
 
-use super::{Caller, CmdbApi, CmdbError, CmdbResult, convert, optional_enum};
+use super::{Caller, CmdbApi, CmdbError, CmdbResult, convert, lookup, optional_enum};
 use crate::{
-    domain::{self as d, Ci, ClassCatalog, CreateCi, Permission, RetireCi, UpdateCi, Violations},
+    domain::{
+        self as d, Ci, ClassCatalog, CreateCi, CreateOutcome, CreateRefused, Permission, RetireCi,
+        UpdateCi, Violations, identify_new_ci, keys_of_new_ci,
+    },
     store::{CiFilter, IDEMPOTENCY_KEYS},
 };
 
@@ -29,14 +36,42 @@ impl CmdbApi {
             return Ok(earlier);
         }
 
-        let now = self.now();
-        let write = new.create(
-            ids::new_uuid(),
-            caller.tenant.clone(),
-            &caller.provenance(now),
-        );
-        let ci = write.ci.clone();
+        // Identification reads in the transaction that writes, with the tenant's identifications
+        // taken in turn (import commits too): two creates describing one new CI cannot both make it.
         let txn = self.store.begin().await?;
+        self.store.lock_identification(&txn, &caller.tenant).await?;
+        if let Some(create) = &idempotent
+            && let Some(earlier) = self.replay_create(&*txn, caller, &catalog, create).await?
+        {
+            // A concurrent attempt with this key committed while this one waited for its turn.
+            return Ok(earlier);
+        }
+        let mut found_by_key = Vec::new();
+        for key in keys_of_new_ci(&catalog, &new) {
+            let found =
+                lookup::find_by_key(&self.store, &*txn, &catalog, &caller.tenant, &key).await?;
+            found_by_key.push((key, found));
+        }
+        let identification = identify_new_ci(found_by_key);
+        let precedence = self.precedence(&caller.tenant).await?;
+        let now = self.now();
+        let provenance = caller.provenance(now);
+        let outcome = command
+            .decide(new, identification, &precedence, &provenance)
+            .map_err(|refused| self.create_refused(refused))?;
+
+        let (ci, write) = match outcome {
+            CreateOutcome::Create(new) => {
+                let write = new.create(ids::new_uuid(), caller.tenant.clone(), &provenance);
+                (write.ci.clone(), Some(write))
+            }
+            CreateOutcome::Merge {
+                write: Some(write), ..
+            } => (write.ci.clone(), Some(*write)),
+            CreateOutcome::Merge {
+                into, write: None, ..
+            } => (*into, None),
+        };
         if let Some(create) = &idempotent
             && IDEMPOTENCY_KEYS.record(&txn, create, ci.id, now).await?
                 == Recorded::TakenConcurrently
@@ -48,15 +83,19 @@ impl CmdbApi {
                 .await?
                 .ok_or(CmdbError::NotFound("CI"));
         }
-        self.store_ci_write(&txn, caller, &write).await?;
+        if let Some(write) = &write {
+            self.store_ci_write(&txn, caller, write).await?;
+        }
         self.store.commit(txn).await?;
-        self.update_graph(
-            &caller.tenant,
-            &catalog,
-            std::slice::from_ref(&ci),
-            &[],
-            &[],
-        );
+        if write.is_some() {
+            self.update_graph(
+                &caller.tenant,
+                &catalog,
+                std::slice::from_ref(&ci),
+                &[],
+                &[],
+            );
+        }
         Ok(ci)
     }
 
@@ -75,6 +114,27 @@ impl CmdbApi {
             .store
             .find(conn, catalog, &caller.tenant, ci_id)
             .await?)
+    }
+
+    /// What the caller is told when their create is an existing CI.
+    fn create_refused(&self, refused: CreateRefused) -> CmdbError {
+        let id = |uuid| ids::format_id(&self.region, uuid);
+        match refused {
+            CreateRefused::Identified { ci_id, rule } => CmdbError::AlreadyExists(format!(
+                "this CI is already recorded as CI {}: identification rule \"{rule}\" matches it; \
+                 change that CI with UpdateCi, or create with merge_if_identified to merge into it",
+                id(ci_id)
+            )),
+            CreateRefused::Ambiguous { rule, ci_ids } => CmdbError::AlreadyExists(format!(
+                "this CI is already recorded, more than once: identification rule \"{rule}\" \
+                 matches CIs {}; merge or retire the duplicates first",
+                ci_ids.into_iter().map(id).collect::<Vec<_>>().join(", ")
+            )),
+            CreateRefused::Merge { ci_id, error } => CmdbError::Precondition(format!(
+                "this CI is recorded as CI {}, which cannot take it: {error}",
+                id(ci_id)
+            )),
+        }
     }
 
     pub async fn get_ci(&self, caller: &Caller, id: &str) -> CmdbResult<Ci> {
@@ -314,6 +374,7 @@ fn parse_create(request: &pb::CreateCiRequest) -> (CreateCi, Violations) {
         location: request.location.clone(),
         region: request.region.clone(),
         attributes: convert::attributes_to_json("attributes", &request.attributes, &mut found),
+        merge_if_identified: request.merge_if_identified,
     };
     if !request.idempotency_key.is_empty() {
         d::validate::opaque("idempotency_key", &request.idempotency_key, 128, &mut found);

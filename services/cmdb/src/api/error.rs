@@ -25,6 +25,9 @@ pub enum CmdbError {
     Precondition(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The object asked for is one that exists: the message names it.
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error(transparent)]
     Idempotency(#[from] desk_kit::idempotency::IdempotencyError),
     #[error(
@@ -88,6 +91,7 @@ impl Classify for CmdbError {
             },
             CmdbError::Precondition(message) => ApiError::FailedPrecondition(message.clone()),
             CmdbError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
+            CmdbError::AlreadyExists(message) => ApiError::AlreadyExists(message.clone()),
             CmdbError::Idempotency(error) => error.classify(),
             CmdbError::AnswerTooLarge { .. } => ApiError::ResourceExhausted(self.to_string()),
             CmdbError::Store(StoreError::Db(error)) => classify_db_error(error),

@@ -1,7 +1,7 @@
 //! Discovery imports: stage a batch and preview its plan, then commit or discard it.
 //!
 //! A commit plans the batch again inside the transaction that writes it, with the tenant's
-//! import commits taken in turn, and writes only if the plan is the preview the caller saw; what
+//! identifications taken in turn, and writes only if the plan is the preview the caller saw; what
 //! it writes is the domain's (`ReconciliationPlan::commit`).
 
 use std::collections::HashMap;
@@ -171,9 +171,9 @@ impl CmdbApi {
         command.check(found)?;
 
         // Plan again inside the transaction that applies the plan, with the tenant's
-        // import commits serialized: two batches describing the same new CI cannot both create it.
+        // identifications serialized: two batches describing the same new CI cannot both create it.
         let txn = self.store.begin().await?;
-        self.store.lock_imports(&txn, &caller.tenant).await?;
+        self.store.lock_identification(&txn, &caller.tenant).await?;
         let plan = self.plan(&*txn, caller, &catalog, &command).await?;
         let staged = Self::decode_plan(&row)?;
         let (items, relationships) = self.plan_to_pb(&command.batch, &plan, &HashMap::new());

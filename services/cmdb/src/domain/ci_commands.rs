@@ -122,6 +122,8 @@ pub struct CreateCi {
     pub region: String,
     /// As JSON, checked against the class.
     pub attributes: BTreeMap<String, Value>,
+    /// When the new CI is identified as an existing one: merge into it instead of refusing.
+    pub merge_if_identified: bool,
 }
 
 impl CreateCi {
@@ -176,6 +178,155 @@ impl CreateCi {
             _ => Err(found),
         }
     }
+
+    /// The patch that merges this create into `ci`, an existing CI it was identified as: every
+    /// field the request gives (defaults are not given) that differs from the CI's and that source
+    /// `api` may overwrite under `precedence`, as an import item of source `api` would. `new` is
+    /// what [`CreateCi::checked`] made of this command. Returns the patch and the fields that
+    /// precedence kept, by their history names.
+    pub fn merge_patch(
+        &self,
+        new: &NewCi,
+        ci: &Ci,
+        precedence: &super::SourcePrecedence,
+    ) -> Result<(CiPatch, Vec<String>), CiError> {
+        let mut patch = CiPatch::default();
+        let mut kept = Vec::new();
+        let mut may_change = |field: &str, path: String, differs: bool| {
+            if !differs {
+                return false;
+            }
+            if precedence.may_overwrite(&ci.class, field, API_SOURCE, ci.provenance.get(field)) {
+                return true;
+            }
+            kept.push(path);
+            false
+        };
+        if may_change("name", "name".to_owned(), new.name != ci.name) {
+            patch.name = Some(new.name.clone());
+        }
+        if let Some(environment) = self.environment
+            && may_change(
+                "environment",
+                "environment".to_owned(),
+                environment != ci.environment,
+            )
+        {
+            patch.environment = Some(environment);
+        }
+        if let Some(status) = self.status
+            && may_change("status", "status".to_owned(), status != ci.status)
+        {
+            ci.status.check_transition(status)?;
+            patch.status = Some(status);
+        }
+        if let Some(criticality) = self.criticality
+            && may_change(
+                "criticality",
+                "criticality".to_owned(),
+                criticality != ci.criticality,
+            )
+        {
+            patch.criticality = Some(criticality);
+        }
+        for (field, given, current, slot) in [
+            (
+                "owner_group",
+                &new.owner_group,
+                &ci.owner_group,
+                &mut patch.owner_group,
+            ),
+            ("location", &new.location, &ci.location, &mut patch.location),
+            ("region", &new.region, &ci.region, &mut patch.region),
+        ] {
+            if given.is_some() && may_change(field, field.to_owned(), given != current) {
+                *slot = Some(given.clone());
+            }
+        }
+        for (name, value) in given_attributes(new) {
+            if may_change(
+                name,
+                super::ci::attribute_field(name),
+                ci.attributes.get(name) != Some(value),
+            ) {
+                patch.attributes.insert(name.clone(), Some(value.clone()));
+            }
+        }
+        Ok((patch, kept))
+    }
+}
+
+/// What a create does once the new CI is identified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// It is a new CI: create it.
+    Create(NewCi),
+    /// It is `into`, and the caller asked to merge: `write` updates it (`None` when nothing it
+    /// gives differs, or nothing source `api` may overwrite).
+    Merge {
+        into: Box<Ci>,
+        rule: String,
+        write: Option<Box<CiWrite>>,
+    },
+}
+
+/// Why a create was refused once the new CI was identified. The texts are user-facing, with
+/// CI ids as the API writes them supplied by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateRefused {
+    /// It is an existing CI and the caller did not ask to merge.
+    Identified { ci_id: uuid::Uuid, rule: String },
+    /// Its identity matches several CIs: there is no one CI to be or to merge into.
+    Ambiguous {
+        rule: String,
+        ci_ids: Vec<uuid::Uuid>,
+    },
+    /// Merging would move the matched CI's status where its lifecycle forbids.
+    Merge { ci_id: uuid::Uuid, error: CiError },
+}
+
+impl CreateCi {
+    /// Decides the create from how `new` (what [`CreateCi::checked`] made of this command) was
+    /// identified: a new or unidentifiable CI is created; one identified as an existing CI is
+    /// refused, or merged into it as `provenance`'s source (`api`) when the caller asked.
+    pub fn decide(
+        &self,
+        new: NewCi,
+        identification: super::Identification,
+        precedence: &super::SourcePrecedence,
+        provenance: &Provenance,
+    ) -> Result<CreateOutcome, CreateRefused> {
+        use super::Identification;
+        match identification {
+            Identification::New | Identification::Unidentifiable => Ok(CreateOutcome::Create(new)),
+            Identification::Ambiguous { rule, ci_ids } => {
+                Err(CreateRefused::Ambiguous { rule, ci_ids })
+            }
+            Identification::Matched { ci, rule } if !self.merge_if_identified => {
+                Err(CreateRefused::Identified { ci_id: ci.id, rule })
+            }
+            Identification::Matched { ci, rule } => {
+                let refused = |error| CreateRefused::Merge {
+                    ci_id: ci.id,
+                    error,
+                };
+                let (patch, _kept) = self.merge_patch(&new, &ci, precedence).map_err(refused)?;
+                let write = patch_ci((*ci).clone(), &patch, provenance).map_err(refused)?;
+                Ok(CreateOutcome::Merge {
+                    into: ci,
+                    rule,
+                    write: write.map(Box::new),
+                })
+            }
+        }
+    }
+}
+
+/// The attributes of a new CI its writer gave, without the class defaults.
+pub fn given_attributes(new: &NewCi) -> impl Iterator<Item = (&String, &AttrValue)> {
+    new.attributes
+        .iter()
+        .filter(|(name, _)| !new.defaulted.contains(*name))
 }
 
 impl NewCi {

@@ -11,7 +11,7 @@
 //! - [`access`]: which roles may read the CMDB, change it, and rank discovery sources.
 //! - [`ci`]: a CI's value types, lifecycle, patches and per-field provenance.
 //! - [`ci_commands`]: create, update and retire as typed commands, and what each one writes
-//!   and publishes.
+//!   and publishes (a create identified as an existing CI is refused or merged).
 //! - [`relationship`]: relationship types, their impact flow and the rules a new one must meet.
 //! - [`identification`]: identification rules, source precedence, and reconciliation of import
 //!   batches into a deterministic plan.
@@ -35,7 +35,9 @@ pub use access::{AccessDenied, Permission, authorize};
 pub use ci::{
     API_SOURCE, Ci, CiError, CiPatch, CiStatus, Criticality, Environment, NewCi, Provenance,
 };
-pub use ci_commands::{CiFact, CiWrite, CiWriteError, CreateCi, RetireCi, UpdateCi};
+pub use ci_commands::{
+    CiFact, CiWrite, CiWriteError, CreateCi, CreateOutcome, CreateRefused, RetireCi, UpdateCi,
+};
 pub use class::{
     AttrValue, AttrValueError, AttributeDef, AttributeType, CiClass, ClassCatalog, ClassError,
     ValidatedAttributes, ValidationMode, validate_attributes,
@@ -46,6 +48,7 @@ pub use identification::{
     ImportRelationship, InvalidItems, ItemAction, ItemConflict, PlannedItem, PlannedRelationship,
     ReconciliationPlan, RelationshipAction, SourcePrecedence, StageImport, reconcile,
 };
+pub use identification::{Identification, identify_new_ci, keys_of_new_ci};
 pub use impact::{Direction, ImpactGraph, ImpactQuery, ImpactResult, ImpactedNode};
 pub use relationship::{
     AddRelationship, CiFacts, ImpactFlow, RelationshipError, RelationshipType, StoredAround,

@@ -469,8 +469,9 @@ impl CmdbStore {
             .await
     }
 
-    /// Serializes import commits of a tenant until `txn` ends (PostgreSQL; SQLite has one writer).
-    pub async fn lock_imports(&self, txn: &WriteTxn, tenant: &str) -> StoreResult<()> {
+    /// Serializes the writes of a tenant that identify CIs — import commits and API creates —
+    /// until `txn` ends (PostgreSQL; SQLite has one writer).
+    pub async fn lock_identification(&self, txn: &WriteTxn, tenant: &str) -> StoreResult<()> {
         self.advisory_lock(txn, &format!("cmdb-imports/{tenant}"))
             .await
     }

@@ -3,6 +3,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::{Identification, SourcePrecedence};
 
 fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 1, hour, 0, 0)
@@ -253,4 +254,175 @@ fn a_retirement_reason_is_bounded_and_may_span_lines() {
         .expect_err("refused");
         assert_eq!(fields(&refused), ["reason"]);
     }
+}
+
+fn matched(ci: &Ci) -> Identification {
+    Identification::Matched {
+        ci: Box::new(ci.clone()),
+        rule: "serial_number".into(),
+    }
+}
+
+/// A server SCCM discovered at 08:00, with its os.
+fn discovered_server() -> Ci {
+    let mut ci = stored_server();
+    for provenance in ci.provenance.values_mut() {
+        provenance.source = "sccm".into();
+    }
+    ci
+}
+
+#[test]
+fn a_create_of_a_ci_the_cmdb_has_is_refused_naming_it_unless_merging() {
+    let existing = discovered_server();
+    let command = create_server("web-01", json!({"serial_number": "SN-1"}));
+    let new = command
+        .checked(&ClassCatalog::builtin(), Violations::new())
+        .expect("valid");
+    assert_eq!(
+        command.decide(
+            new.clone(),
+            matched(&existing),
+            &SourcePrecedence::default(),
+            &by(API_SOURCE, 9)
+        ),
+        Err(CreateRefused::Identified {
+            ci_id: existing.id,
+            rule: "serial_number".into()
+        })
+    );
+    assert_eq!(
+        command.decide(
+            new.clone(),
+            Identification::New,
+            &SourcePrecedence::default(),
+            &by(API_SOURCE, 9)
+        ),
+        Ok(CreateOutcome::Create(new))
+    );
+}
+
+#[test]
+fn a_merge_updates_what_the_create_gives_as_source_api_under_precedence() {
+    let existing = discovered_server();
+    let command = CreateCi {
+        merge_if_identified: true,
+        criticality: Some(Criticality::High),
+        location: "DC1".into(),
+        ..create_server(
+            "web-01",
+            json!({"serial_number": "SN-1", "os": "windows", "cpu_count": 16}),
+        )
+    };
+    let new = command
+        .checked(&ClassCatalog::builtin(), Violations::new())
+        .expect("valid");
+    // The tenant trusts SCCM above people for the os.
+    let precedence = SourcePrecedence {
+        by_field: BTreeMap::from([("os".to_owned(), vec!["sccm".to_owned(), "api".to_owned()])]),
+        ..SourcePrecedence::default()
+    };
+    let outcome = command
+        .decide(new, matched(&existing), &precedence, &by(API_SOURCE, 9))
+        .expect("merged");
+    let CreateOutcome::Merge {
+        into,
+        rule,
+        write: Some(write),
+    } = outcome
+    else {
+        panic!("expected a merge that writes, got {outcome:?}");
+    };
+    assert_eq!((into.id, rule.as_str()), (existing.id, "serial_number"));
+    assert_eq!(write.read_version, Some(1));
+    let changed: Vec<&str> = write.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(changed, ["criticality", "location", "attributes.cpu_count"]);
+    assert_eq!(write.ci.attributes.get("os"), existing.attributes.get("os"));
+    assert_eq!(
+        write
+            .ci
+            .provenance
+            .get("cpu_count")
+            .map(|p| p.source.as_str()),
+        Some(API_SOURCE)
+    );
+    assert_eq!(
+        write.ci.status, existing.status,
+        "a status not given is left alone"
+    );
+    assert!(matches!(write.fact, CiFact::Updated { ref source, .. } if source == API_SOURCE));
+}
+
+#[test]
+fn a_merge_that_changes_nothing_writes_nothing_and_one_the_lifecycle_forbids_is_refused() {
+    let existing = discovered_server();
+    let same = CreateCi {
+        merge_if_identified: true,
+        ..create_server("web-01", json!({"serial_number": "SN-1", "os": "linux"}))
+    };
+    let new = same
+        .checked(&ClassCatalog::builtin(), Violations::new())
+        .expect("valid");
+    assert!(matches!(
+        same.decide(
+            new,
+            matched(&existing),
+            &SourcePrecedence::default(),
+            &by(API_SOURCE, 9)
+        ),
+        Ok(CreateOutcome::Merge { write: None, .. })
+    ));
+
+    let mut in_use = existing.clone();
+    in_use.status = CiStatus::InUse;
+    let back_to_planned = CreateCi {
+        merge_if_identified: true,
+        status: Some(CiStatus::Planned),
+        ..create_server("web-01", json!({"serial_number": "SN-1"}))
+    };
+    let new = back_to_planned
+        .checked(&ClassCatalog::builtin(), Violations::new())
+        .expect("valid");
+    assert_eq!(
+        back_to_planned.decide(
+            new,
+            matched(&in_use),
+            &SourcePrecedence::default(),
+            &by(API_SOURCE, 9)
+        ),
+        Err(CreateRefused::Merge {
+            ci_id: in_use.id,
+            error: CiError::TransitionNotAllowed {
+                from: CiStatus::InUse,
+                to: CiStatus::Planned
+            }
+        })
+    );
+}
+
+#[test]
+fn a_create_matching_several_cis_is_refused_even_when_merging() {
+    let command = CreateCi {
+        merge_if_identified: true,
+        ..create_server("web-01", json!({}))
+    };
+    let new = command
+        .checked(&ClassCatalog::builtin(), Violations::new())
+        .expect("valid");
+    let ids = vec![Uuid::from_u128(1), Uuid::from_u128(2)];
+    assert_eq!(
+        command.decide(
+            new,
+            Identification::Ambiguous {
+                rule: "name_environment".into(),
+                ci_ids: ids.clone()
+            },
+            &SourcePrecedence::default(),
+            &by(API_SOURCE, 9)
+        ),
+        Err(CreateRefused::Ambiguous {
+            rule: "name_environment".into(),
+            ci_ids: ids
+        })
+    );
 }

@@ -45,6 +45,7 @@
 //! - `precedence`: [`SourcePrecedence`], which source's value wins;
 //! - `check`: the validation of a batch, whole, before anything is identified;
 //! - `commit`: what committing a plan writes;
+//! - `one_ci`: identifying one CI outside a batch, as a create through the API is;
 //! - `planner`: [`reconcile`] — identification of each item, then the plan of each item and
 //!   relationship.
 
@@ -70,10 +71,12 @@ use super::validate::{self, FieldViolation, ID_MAX, NAME_MAX, SOURCE_MAX, Violat
 
 mod check;
 mod commit;
+mod one_ci;
 mod planner;
 mod precedence;
 
 pub use commit::{AddedRelationship, CommittedPlan, IMPORT_NOTE};
+pub use one_ci::{Identification, identify_new_ci, keys_of_new_ci};
 pub use planner::reconcile;
 pub use precedence::{MAX_ORDERED_FIELDS, SourcePrecedence};
 

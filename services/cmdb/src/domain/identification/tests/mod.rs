@@ -13,6 +13,7 @@ use crate::domain::class::{AttributeDef, AttributeType, CiClass, ROOT_CLASS};
 mod batches;
 mod commit;
 mod identify;
+mod one_ci;
 mod properties;
 mod reconcile;
 mod relationships;
