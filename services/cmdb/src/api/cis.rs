@@ -92,8 +92,7 @@ impl CmdbApi {
                 &caller.tenant,
                 &catalog,
                 std::slice::from_ref(&ci),
-                &[],
-                &[],
+                Vec::new(),
             );
         }
         Ok(ci)
@@ -167,8 +166,7 @@ impl CmdbApi {
             &caller.tenant,
             &catalog,
             std::slice::from_ref(&write.ci),
-            &[],
-            &[],
+            Vec::new(),
         );
         Ok(write.ci)
     }
@@ -193,8 +191,7 @@ impl CmdbApi {
             &caller.tenant,
             &catalog,
             std::slice::from_ref(&write.ci),
-            &[],
-            &[],
+            Vec::new(),
         );
         Ok(write.ci)
     }

@@ -12,7 +12,7 @@ use desk_proto::cmdb::v1 as pb;
 use prost::Message as _;
 use uuid::Uuid;
 
-use super::{Caller, CmdbApi, CmdbError, CmdbResult, import_wire::summary, lookup};
+use super::{Caller, CmdbApi, CmdbError, CmdbResult, IndexChange, import_wire::summary, lookup};
 use crate::{
     domain::{
         self as d, Ci, ClassCatalog, Permission, StageImport, Violations, impact::ImpactEdge,
@@ -312,17 +312,21 @@ impl CmdbApi {
         self.store.commit(txn).await?;
 
         let touched: Vec<Ci> = committed.cis.into_iter().map(|write| write.ci).collect();
-        let edges: Vec<ImpactEdge> = committed
+        let edges: Vec<IndexChange> = committed
             .relationships
             .iter()
-            .map(|added| ImpactEdge {
-                source: added.source,
-                relationship: added.relationship,
-                target: added.target,
+            .map(|added| IndexChange::EdgeAdded {
+                relationship: added.id,
+                edge: ImpactEdge {
+                    source: added.source,
+                    relationship: added.relationship,
+                    target: added.target,
+                },
             })
             .collect();
-        self.update_graph(&caller.tenant, &catalog, &touched, &edges, &[]);
-        if touched.len() + edges.len() >= BULK_WRITE_ROWS {
+        let written = touched.len() + edges.len();
+        self.update_graph(&caller.tenant, &catalog, &touched, edges);
+        if written >= BULK_WRITE_ROWS {
             let store = self.store.clone();
             tokio::spawn(async move {
                 if let Err(error) = store.refresh_statistics().await {

@@ -44,14 +44,13 @@ use uuid::Uuid;
 
 pub use error::CmdbError;
 pub use impact_answer::{AnswerError, encode_impact_answer, encode_impact_answer_within};
-pub use index::{ImpactIndex, IndexChange};
+pub use index::{ImpactIndex, IndexChange, Origin};
 use tenant_cache::TenantCache;
 
 use crate::{
     domain::{
         self as d, API_SOURCE, Ci, CiStatus, CiWrite, ClassCatalog, Permission, Provenance,
-        SourcePrecedence, Violations, authorize,
-        impact::{ImpactEdge, ImpactNode},
+        SourcePrecedence, Violations, authorize, impact::ImpactNode,
     },
     events::Fact,
     store::CmdbStore,
@@ -194,14 +193,14 @@ impl CmdbApi {
             .ok_or(CmdbError::NotFound("CI"))
     }
 
-    /// Applies committed changes to the tenant's impact graph (CIs at their new versions first).
+    /// Applies this replica's committed changes to the tenant's impact graph: CIs at their new
+    /// versions first, then the relationships added or removed (`edges`).
     fn update_graph(
         &self,
         tenant: &str,
         catalog: &ClassCatalog,
         nodes: &[Ci],
-        added: &[ImpactEdge],
-        removed: &[ImpactEdge],
+        edges: Vec<IndexChange>,
     ) {
         let changes = nodes
             .iter()
@@ -209,10 +208,9 @@ impl CmdbApi {
                 node: impact_node(catalog, ci.id, &ci.class, &ci.name, ci.status),
                 version: ci.version,
             })
-            .chain(added.iter().copied().map(IndexChange::EdgeAdded))
-            .chain(removed.iter().copied().map(IndexChange::EdgeRemoved))
+            .chain(edges)
             .collect();
-        self.index.apply(tenant, changes);
+        self.index.apply(tenant, Origin::Own, changes);
     }
 
     /// Writes one CI as `write` leaves it — inserted when new, else over the version it was

@@ -6,7 +6,7 @@ use desk_kit::{db::WriteTxn, ids};
 use desk_proto::cmdb::v1 as pb;
 use uuid::Uuid;
 
-use super::{Caller, CmdbApi, CmdbError, CmdbResult, convert};
+use super::{Caller, CmdbApi, CmdbError, CmdbResult, IndexChange, convert};
 use crate::{
     domain::{AddRelationship, Permission, StoredAround, Violations, impact::ImpactEdge},
     events::Fact,
@@ -92,12 +92,14 @@ impl CmdbApi {
             &caller.tenant,
             &catalog,
             &[],
-            &[ImpactEdge {
-                source: command.source,
-                relationship: command.relationship,
-                target: command.target,
+            vec![IndexChange::EdgeAdded {
+                relationship: rel.id,
+                edge: ImpactEdge {
+                    source: command.source,
+                    relationship: command.relationship,
+                    target: command.target,
+                },
             }],
-            &[],
         );
         Ok(wire)
     }
@@ -201,11 +203,13 @@ impl CmdbApi {
             &caller.tenant,
             &catalog,
             &[],
-            &[],
-            &[ImpactEdge {
-                source: rel.source_id,
-                relationship: rel.rel_type,
-                target: rel.target_id,
+            vec![IndexChange::EdgeRemoved {
+                relationship: rel.id,
+                edge: ImpactEdge {
+                    source: rel.source_id,
+                    relationship: rel.rel_type,
+                    target: rel.target_id,
+                },
             }],
         );
         Ok(())
