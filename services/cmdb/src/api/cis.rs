@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::{Caller, CmdbApi, CmdbError, CmdbResult, convert, lookup, optional_enum};
 use crate::{
     domain::{
-        self as d, Ci, ClassCatalog, CreateCi, CreateOutcome, CreateRefused, Permission, RetireCi,
-        UpdateCi, Violations, identify_new_ci, keys_of_new_ci,
+        self as d, Ci, ClassCatalog, CreateCi, CreateOutcome, CreateRefused, Identification, NewCi,
+        Permission, RetireCi, UpdateCi, Violations, identify_new_ci, keys_of_new_ci,
     },
     store::{CiFilter, IDEMPOTENCY_KEYS},
 };
@@ -46,13 +46,7 @@ impl CmdbApi {
             // A concurrent attempt with this key committed while this one waited for its turn.
             return Ok(earlier);
         }
-        let mut found_by_key = Vec::new();
-        for key in keys_of_new_ci(&catalog, &new) {
-            let found =
-                lookup::find_by_key(&self.store, &*txn, &catalog, &caller.tenant, &key).await?;
-            found_by_key.push((key, found));
-        }
-        let identification = identify_new_ci(found_by_key);
+        let identification = self.identify(&txn, &catalog, caller, &new).await?;
         let precedence = self.precedence(&caller.tenant).await?;
         let now = self.now();
         let provenance = caller.provenance(now);
@@ -96,6 +90,24 @@ impl CmdbApi {
             );
         }
         Ok(ci)
+    }
+
+    /// Who the new CI is: each of its identification keys looked up in the write's transaction,
+    /// and the domain's judgement of what they found.
+    async fn identify(
+        &self,
+        txn: &WriteTxn,
+        catalog: &ClassCatalog,
+        caller: &Caller,
+        new: &NewCi,
+    ) -> CmdbResult<Identification> {
+        let mut found_by_key = Vec::new();
+        for key in keys_of_new_ci(catalog, new) {
+            let found =
+                lookup::find_by_key(&self.store, &**txn, catalog, &caller.tenant, &key).await?;
+            found_by_key.push((key, found));
+        }
+        Ok(identify_new_ci(found_by_key))
     }
 
     /// The CI an earlier create with this key made, if the body matches; a conflict if it does not.

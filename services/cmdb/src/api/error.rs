@@ -3,7 +3,10 @@
 use desk_kit::error::{ApiError, Classify, FieldViolation, classify_db_error};
 
 use crate::{
-    domain::{AccessDenied, CiError, CiWriteError, ClassError, RelationshipError, Violations},
+    domain::{
+        AccessDenied, CiError, CiWriteError, ClassError, ImportFinished, RelationshipError,
+        Violations,
+    },
     store::StoreError,
 };
 
@@ -47,6 +50,12 @@ impl From<Violations> for CmdbError {
 impl From<AccessDenied> for CmdbError {
     fn from(denied: AccessDenied) -> Self {
         CmdbError::Forbidden(denied.reason())
+    }
+}
+
+impl From<ImportFinished> for CmdbError {
+    fn from(finished: ImportFinished) -> Self {
+        CmdbError::Precondition(finished.to_string())
     }
 }
 

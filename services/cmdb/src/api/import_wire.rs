@@ -13,7 +13,7 @@ use super::{CmdbApi, CmdbResult, convert};
 use crate::{
     domain::{
         self as d, Environment, ImportBatch, ImportItem, ImportRef, ImportRelationship,
-        InvalidItems, ItemAction, RelationshipAction, StageImport, Violations,
+        ImportState, InvalidItems, ItemAction, RelationshipAction, StageImport, Violations,
         identification::PlannedEnd,
     },
     store::{StoreError, entities},
@@ -238,10 +238,10 @@ impl CmdbApi {
         pb::ImportBatch {
             id: ids::format_id(&self.region, row.id),
             source: row.source.clone(),
-            state: match row.state.as_str() {
-                "staged" => pb::ImportState::Staged,
-                "committed" => pb::ImportState::Committed,
-                _ => pb::ImportState::Discarded,
+            state: match ImportState::parse(&row.state) {
+                Some(ImportState::Staged) => pb::ImportState::Staged,
+                Some(ImportState::Committed) => pb::ImportState::Committed,
+                Some(ImportState::Discarded) | None => pb::ImportState::Discarded,
             } as i32,
             creates: count(pb::PlannedAction::Create),
             updates: count(pb::PlannedAction::Update),

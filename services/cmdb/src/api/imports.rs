@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::{Caller, CmdbApi, CmdbError, CmdbResult, IndexChange, import_wire::summary, lookup};
 use crate::{
     domain::{
-        self as d, Ci, ClassCatalog, Permission, StageImport, Violations, impact::ImpactEdge,
+        self as d, Ci, ClassCatalog, ImportState, Permission, StageImport, Violations,
+        impact::ImpactEdge,
     },
     events::Fact,
     store::{HistoryRecord, StoreError, StoredRelationship, entities},
@@ -90,7 +91,7 @@ impl CmdbApi {
             id: ids::new_uuid(),
             tenant_id: caller.tenant.clone(),
             source: command.source.clone(),
-            state: "staged".into(),
+            state: ImportState::Staged.as_str().into(),
             request: B64.encode(request.encode_to_vec()),
             plan: B64.encode(preview.encode_to_vec()),
             created_by: caller.subject.clone(),
@@ -124,6 +125,7 @@ impl CmdbApi {
     pub async fn discard_import(&self, caller: &Caller, id: &str) -> CmdbResult<pb::ImportBatch> {
         caller.authorize(Permission::Write)?;
         let mut row = self.import_row(caller, id).await?;
+        import_state(&row)?.check_open()?;
         let txn = self.store.begin().await?;
         if !self
             .store
@@ -131,19 +133,18 @@ impl CmdbApi {
                 &txn,
                 &caller.tenant,
                 row.id,
-                "discarded",
+                ImportState::Discarded.as_str(),
                 row.plan.clone(),
                 self.now(),
             )
             .await?
         {
-            return Err(CmdbError::Precondition(format!(
-                "the import is already {}",
-                row.state
-            )));
+            return Err(CmdbError::Precondition(
+                "the import was committed or discarded meanwhile".into(),
+            ));
         }
         self.store.commit(txn).await?;
-        row.state = "discarded".into();
+        row.state = ImportState::Discarded.as_str().into();
         row.finished_at = Some(self.now());
         let plan = Self::decode_plan(&row)?;
         Ok(self.batch_pb(&row, plan.items, plan.relationships))
@@ -156,12 +157,7 @@ impl CmdbApi {
         caller.authorize(Permission::Write)?;
         let catalog = self.catalog(&caller.tenant).await?;
         let mut row = self.import_row(caller, id).await?;
-        if row.state != "staged" {
-            return Err(CmdbError::Precondition(format!(
-                "the import is already {}",
-                row.state
-            )));
-        }
+        import_state(&row)?.check_open()?;
         let request_bytes = B64
             .decode(&row.request)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -286,7 +282,7 @@ impl CmdbApi {
                 &txn,
                 &caller.tenant,
                 row.id,
-                "committed",
+                ImportState::Committed.as_str(),
                 B64.encode(record.encode_to_vec()),
                 now,
             )
@@ -296,7 +292,7 @@ impl CmdbApi {
                 "the import was committed or discarded meanwhile".into(),
             ));
         }
-        row.state = "committed".into();
+        row.state = ImportState::Committed.as_str().into();
         row.finished_at = Some(now);
         let result = self.batch_pb(&row, record.items, record.relationships);
         let event = Fact::ImportCommitted {
@@ -347,9 +343,9 @@ impl CmdbApi {
             .unwrap_or(pb::ImportState::Unspecified)
         {
             pb::ImportState::Unspecified => None,
-            pb::ImportState::Staged => Some("staged"),
-            pb::ImportState::Committed => Some("committed"),
-            pb::ImportState::Discarded => Some("discarded"),
+            pb::ImportState::Staged => Some(ImportState::Staged.as_str()),
+            pb::ImportState::Committed => Some(ImportState::Committed.as_str()),
+            pb::ImportState::Discarded => Some(ImportState::Discarded.as_str()),
         };
         let mut violations = Violations::new();
         let before = if request.page_token.is_empty() {
@@ -390,4 +386,10 @@ impl CmdbApi {
             next_page_token,
         })
     }
+}
+
+/// The state of a stored batch.
+fn import_state(row: &entities::import::Model) -> Result<ImportState, StoreError> {
+    ImportState::parse(&row.state)
+        .ok_or_else(|| StoreError::Corrupt(format!("import state {:?}", row.state)))
 }

@@ -44,9 +44,10 @@ pub use class::{
 };
 pub use history::{Changes, FieldChange};
 pub use identification::{
-    DependentKey, ExistingCis, IdentKey, IdentificationRule, ImportBatch, ImportItem, ImportRef,
-    ImportRelationship, InvalidItems, ItemAction, ItemConflict, PlannedItem, PlannedRelationship,
-    ReconciliationPlan, RelationshipAction, SourcePrecedence, StageImport, reconcile,
+    DependentKey, ExistingCis, IdentKey, IdentificationRule, ImportBatch, ImportFinished,
+    ImportItem, ImportRef, ImportRelationship, ImportState, InvalidItems, ItemAction, ItemConflict,
+    PlannedItem, PlannedRelationship, ReconciliationPlan, RelationshipAction, SourcePrecedence,
+    StageImport, reconcile,
 };
 pub use identification::{Identification, identify_new_ci, keys_of_new_ci};
 pub use impact::{Direction, ImpactGraph, ImpactQuery, ImpactResult, ImpactedNode};

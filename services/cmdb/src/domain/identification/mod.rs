@@ -67,6 +67,7 @@ use super::history::FieldChange;
 use super::relationship::{
     End, RelationshipError, RelationshipType, check_cardinality, check_classes, check_ends,
 };
+use super::string_enum::string_enum;
 use super::validate::{self, FieldViolation, ID_MAX, NAME_MAX, SOURCE_MAX, Violations};
 
 mod check;
@@ -309,6 +310,32 @@ pub struct ImportRelationship {
 pub struct ImportBatch {
     pub items: Vec<ImportItem>,
     pub relationships: Vec<ImportRelationship>,
+}
+
+string_enum! {
+    /// Where a staged batch is in its life: staged, then committed or discarded, for good.
+    pub enum ImportState {
+        /// Previewed; a commit applies exactly the preview, if the CMDB has not changed since.
+        Staged => "staged",
+        Committed => "committed",
+        Discarded => "discarded",
+    }
+}
+
+/// A batch that was committed or discarded already: it takes neither again. The text is
+/// user-facing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the import is already {0}")]
+pub struct ImportFinished(pub ImportState);
+
+impl ImportState {
+    /// Whether a batch in this state may still be committed or discarded.
+    pub fn check_open(self) -> Result<(), ImportFinished> {
+        match self {
+            Self::Staged => Ok(()),
+            finished => Err(ImportFinished(finished)),
+        }
+    }
 }
 
 /// `StageImport`: a batch from one discovery source, and what to do with its invalid items.

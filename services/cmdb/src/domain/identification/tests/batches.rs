@@ -252,3 +252,14 @@ fn a_batch_too_large_is_rejected_even_when_skipping() {
         "items: must have at most 10000 items, not 10001"
     );
 }
+
+#[test]
+fn a_staged_batch_is_committed_or_discarded_once() {
+    assert_eq!(ImportState::Staged.check_open(), Ok(()));
+    for finished in [ImportState::Committed, ImportState::Discarded] {
+        assert_eq!(
+            finished.check_open().map_err(|e| e.to_string()),
+            Err(format!("the import is already {finished}"))
+        );
+    }
+}
