@@ -6,16 +6,19 @@
 //!
 //! # Layout
 //!
+//! - [`access`]: which roles may read the CMDB, change it, and rank discovery sources.
 //! - [`class`]: the class hierarchy, typed attribute schemas, the tenant's catalog and attribute
 //!   validation (JSON in, typed values out, and back).
-//! - [`access`]: which roles may read the CMDB, change it, and rank discovery sources.
 //! - [`ci`]: a CI's value types, lifecycle, patches and per-field provenance.
 //! - [`ci_commands`]: create, update and retire as typed commands, and what each one writes
 //!   and publishes (a create identified as an existing CI is refused or merged).
-//! - [`relationship`]: relationship types, their impact flow and the rules a new one must meet.
-//! - [`identification`]: identification rules, source precedence, and reconciliation of import
-//!   batches into a deterministic plan.
-//! - [`impact`]: the in-memory relationship graph and impact analysis over it.
+//! - [`relationship`]: relationship types, their impact flow and the rules a new one must meet
+//!   (`AddRelationship`).
+//! - [`identification`]: identification rules, source precedence, reconciliation of import
+//!   batches into a deterministic plan and what committing it writes, an import's lifecycle, and
+//!   the identification of one CI created through the API.
+//! - [`impact`]: the in-memory relationship graph, impact analysis over it and the limits of a
+//!   query.
 //! - [`validate`]: field checks that collect every violation of a request.
 //! - [`history`]: the field-by-field record of what an update changed.
 
