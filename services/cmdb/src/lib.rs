@@ -4,12 +4,15 @@
 //! atomically), and impact analysis over the relationship graph, behind `desk.cmdb.v1.CmdbService`.
 //!
 //! # Layout
-//! - [`domain`]: pure types and rules — the class catalog and attribute validation, CI records
-//!   and their lifecycle, relationship rules, identification and reconciliation of import
-//!   batches, and the in-memory impact graph. No I/O, no async, no clock reads.
+//! - [`domain`]: pure types and rules — who may do what, the class catalog and attribute
+//!   validation, CI records and their lifecycle, the commands on CIs and relationships and what
+//!   each writes and publishes, identification and reconciliation of import batches (and what a
+//!   commit writes), and the in-memory impact graph. No I/O, no async, no clock reads.
 //! - [`store`]: sea-orm entities, migrations and queries, scoped by tenant.
-//! - [`api`]: the gRPC service; keeps the per-tenant impact graphs current from its own writes
-//!   ([`api::index`]: per-tenant snapshots that walks read without locks).
+//! - [`api`]: the gRPC service — each handler parses its request into a domain command,
+//!   authorizes, lets the domain decide, stores and replies; keeps the per-tenant impact graphs
+//!   current from its own writes ([`api::index`]: per-tenant snapshots that walks read without
+//!   locks).
 //! - [`events`]: the facts it publishes through the outbox, and the replica follower that
 //!   applies other replicas' writes to this one's memory ([`events::replica`]).
 //!

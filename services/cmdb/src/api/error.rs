@@ -3,7 +3,10 @@
 use desk_kit::error::{ApiError, Classify, FieldViolation, classify_db_error};
 
 use crate::{
-    domain::{CiError, ClassError, RelationshipError, Violations},
+    domain::{
+        AccessDenied, CiError, CiWriteError, ClassError, ImportFinished, RelationshipError,
+        Violations,
+    },
     store::StoreError,
 };
 
@@ -25,6 +28,9 @@ pub enum CmdbError {
     Precondition(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The object asked for is one that exists: the message names it.
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error(transparent)]
     Idempotency(#[from] desk_kit::idempotency::IdempotencyError),
     #[error(
@@ -38,6 +44,29 @@ pub enum CmdbError {
 impl From<Violations> for CmdbError {
     fn from(violations: Violations) -> Self {
         CmdbError::Invalid(violations)
+    }
+}
+
+impl From<AccessDenied> for CmdbError {
+    fn from(denied: AccessDenied) -> Self {
+        CmdbError::Forbidden(denied.reason())
+    }
+}
+
+impl From<ImportFinished> for CmdbError {
+    fn from(finished: ImportFinished) -> Self {
+        CmdbError::Precondition(finished.to_string())
+    }
+}
+
+impl From<CiWriteError> for CmdbError {
+    fn from(error: CiWriteError) -> Self {
+        match error {
+            CiWriteError::Stale { expected, current } => CmdbError::Stale { expected, current },
+            CiWriteError::Invalid(violations) => CmdbError::Invalid(violations),
+            CiWriteError::Ci(error) => CmdbError::Ci(error),
+            CiWriteError::Gone { .. } => CmdbError::NotFound("CI"),
+        }
     }
 }
 
@@ -71,6 +100,7 @@ impl Classify for CmdbError {
             },
             CmdbError::Precondition(message) => ApiError::FailedPrecondition(message.clone()),
             CmdbError::Forbidden(reason) => ApiError::PermissionDenied((*reason).to_owned()),
+            CmdbError::AlreadyExists(message) => ApiError::AlreadyExists(message.clone()),
             CmdbError::Idempotency(error) => error.classify(),
             CmdbError::AnswerTooLarge { .. } => ApiError::ResourceExhausted(self.to_string()),
             CmdbError::Store(StoreError::Db(error)) => classify_db_error(error),

@@ -14,10 +14,15 @@
 //! Changes are idempotent: a CI change carries the CI's version, and one not newer than what the
 //! index has is skipped (a replica sees its own writes again as events; a follower that starts
 //! again re-reads events the database load already held). Relationship changes are idempotent by
-//! nature (adding a present edge or removing an absent one changes nothing).
+//! nature (adding a present edge or removing an absent one changes nothing), but not commutative:
+//! this replica's own writes apply at once and come back later as events, so the late event of a
+//! relationship added and then removed here would bring the edge back (and the late removal of
+//! one removed and then added again would take it away). So the index remembers the relationships
+//! it changed itself ([`Origin::Own`]) until their events come back, and skips those events, and
+//! any followed addition of a relationship it removed itself meanwhile.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
@@ -33,12 +38,27 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub enum IndexChange {
     /// A CI as it is at `version`: added when new, updated otherwise.
-    Ci {
-        node: ImpactNode,
-        version: i64,
+    Ci { node: ImpactNode, version: i64 },
+    /// Relationship `relationship` (its id) now joins the edge's CIs.
+    EdgeAdded {
+        relationship: Uuid,
+        edge: ImpactEdge,
     },
-    EdgeAdded(ImpactEdge),
-    EdgeRemoved(ImpactEdge),
+    /// Relationship `relationship` ended.
+    EdgeRemoved {
+        relationship: Uuid,
+        edge: ImpactEdge,
+    },
+}
+
+/// Where changes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// This replica's own committed write, applied at once.
+    Own,
+    /// An event followed from the stream: another replica's write, or one of this replica's
+    /// own coming back.
+    Followed,
 }
 
 /// Every tenant's graph.
@@ -61,6 +81,10 @@ struct Writer {
     behind: Vec<IndexChange>,
     /// The newest version of each CI in the index.
     versions: HashMap<Uuid, i64>,
+    /// Relationships this replica added or removed itself whose events have not come back yet
+    /// (kept only until they do; see the module docs).
+    own_additions: HashSet<Uuid>,
+    own_removals: HashSet<Uuid>,
 }
 
 /// How long a writer waits for the last walk of the spare copy to finish before it copies the
@@ -96,7 +120,7 @@ impl ImpactIndex {
     /// the index has. A change the graph refuses (an edge to a CI it does not know, a full graph)
     /// is logged and skipped: the database stays the system of record, and the next restart
     /// rebuilds the graph from it.
-    pub fn apply(&self, tenant: &str, changes: Vec<IndexChange>) {
+    pub fn apply(&self, tenant: &str, origin: Origin, changes: Vec<IndexChange>) {
         if changes.is_empty() {
             return;
         }
@@ -104,7 +128,7 @@ impl ImpactIndex {
             tracing::error!(tenant = %tenant, "impact index unavailable: a lock was poisoned");
             return;
         };
-        index.apply(tenant, changes);
+        index.apply(tenant, origin, changes);
     }
 
     fn tenant(&self, tenant: &str) -> Option<Arc<TenantIndex>> {
@@ -129,11 +153,13 @@ impl TenantIndex {
                 spare: None,
                 behind: Vec::new(),
                 versions,
+                own_additions: HashSet::new(),
+                own_removals: HashSet::new(),
             }),
         }
     }
 
-    fn apply(&self, tenant: &str, mut changes: Vec<IndexChange>) {
+    fn apply(&self, tenant: &str, origin: Origin, mut changes: Vec<IndexChange>) {
         let mut writer = self
             .writer
             .lock()
@@ -149,7 +175,25 @@ impl TenantIndex {
                 }
                 newer
             }
-            IndexChange::EdgeAdded(_) | IndexChange::EdgeRemoved(_) => true,
+            IndexChange::EdgeAdded { relationship, .. } => match origin {
+                Origin::Own => {
+                    writer.own_additions.insert(*relationship);
+                    true
+                }
+                // Its own addition coming back is applied already; an addition of a relationship
+                // removed here since is history.
+                Origin::Followed => {
+                    !writer.own_additions.remove(relationship)
+                        && !writer.own_removals.contains(relationship)
+                }
+            },
+            IndexChange::EdgeRemoved { relationship, .. } => match origin {
+                Origin::Own => {
+                    writer.own_removals.insert(*relationship);
+                    true
+                }
+                Origin::Followed => !writer.own_removals.remove(relationship),
+            },
         });
         if changes.is_empty() {
             return;
@@ -199,8 +243,8 @@ fn apply_to(graph: &mut ImpactGraph, tenant: &str, changes: &[IndexChange], log:
                 };
                 result.err()
             }
-            IndexChange::EdgeAdded(edge) => graph.add_edge(*edge).err(),
-            IndexChange::EdgeRemoved(edge) => {
+            IndexChange::EdgeAdded { edge, .. } => graph.add_edge(*edge).err(),
+            IndexChange::EdgeRemoved { edge, .. } => {
                 graph.remove_edge(edge);
                 None
             }
@@ -234,12 +278,113 @@ mod tests {
         }
     }
 
+    /// A new relationship along `edge`.
+    fn added(edge: ImpactEdge) -> IndexChange {
+        IndexChange::EdgeAdded {
+            relationship: Uuid::now_v7(),
+            edge,
+        }
+    }
+
+    /// The end of some relationship along `edge`.
+    fn removed(edge: ImpactEdge) -> IndexChange {
+        IndexChange::EdgeRemoved {
+            relationship: Uuid::now_v7(),
+            edge,
+        }
+    }
+
+    fn ci(index: &ImpactIndex, id: Uuid) {
+        index.apply(
+            "acme",
+            Origin::Own,
+            vec![IndexChange::Ci {
+                node: node(id, "ci"),
+                version: 1,
+            }],
+        );
+    }
+
+    fn has_edge(index: &ImpactIndex, edge: &ImpactEdge) -> bool {
+        index
+            .snapshot("acme")
+            .is_some_and(|graph| graph.contains_edge(edge))
+    }
+
+    #[test]
+    fn the_late_event_of_a_relationship_removed_here_does_not_bring_it_back() {
+        let index = ImpactIndex::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        ci(&index, a);
+        ci(&index, b);
+        let cable = Uuid::now_v7();
+        let added = IndexChange::EdgeAdded {
+            relationship: cable,
+            edge: edge(a, b),
+        };
+        let removed = IndexChange::EdgeRemoved {
+            relationship: cable,
+            edge: edge(a, b),
+        };
+        // given a relationship added and removed here
+        index.apply("acme", Origin::Own, vec![added.clone()]);
+        index.apply("acme", Origin::Own, vec![removed.clone()]);
+        // when its addition comes back as an event, then the edge stays gone
+        index.apply("acme", Origin::Followed, vec![added]);
+        assert!(!has_edge(&index, &edge(a, b)));
+        index.apply("acme", Origin::Followed, vec![removed]);
+        assert!(!has_edge(&index, &edge(a, b)));
+    }
+
+    #[test]
+    fn the_late_removal_of_a_relationship_added_again_here_does_not_take_it_away() {
+        let index = ImpactIndex::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        ci(&index, a);
+        ci(&index, b);
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let change = |added: bool, relationship: Uuid| {
+            if added {
+                IndexChange::EdgeAdded {
+                    relationship,
+                    edge: edge(a, b),
+                }
+            } else {
+                IndexChange::EdgeRemoved {
+                    relationship,
+                    edge: edge(a, b),
+                }
+            }
+        };
+        // given a relationship added, removed and added again (a new one) here
+        for own in [
+            change(true, first),
+            change(false, first),
+            change(true, second),
+        ] {
+            index.apply("acme", Origin::Own, vec![own]);
+        }
+        // when their events come back in order, then the edge is there throughout
+        for followed in [
+            change(true, first),
+            change(false, first),
+            change(true, second),
+        ] {
+            index.apply("acme", Origin::Followed, vec![followed]);
+            assert!(has_edge(&index, &edge(a, b)));
+        }
+        // and what another replica does afterwards applies
+        index.apply("acme", Origin::Followed, vec![change(false, second)]);
+        assert!(!has_edge(&index, &edge(a, b)));
+    }
+
     #[test]
     fn a_snapshot_taken_before_a_write_stays_as_it_was() {
         let index = ImpactIndex::default();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         index.apply(
             "acme",
+            Origin::Own,
             vec![IndexChange::Ci {
                 node: node(a, "a"),
                 version: 1,
@@ -248,12 +393,13 @@ mod tests {
         let before = index.snapshot("acme").expect("a graph");
         index.apply(
             "acme",
+            Origin::Own,
             vec![
                 IndexChange::Ci {
                     node: node(b, "b"),
                     version: 1,
                 },
-                IndexChange::EdgeAdded(edge(a, b)),
+                added(edge(a, b)),
             ],
         );
         assert_eq!(before.node_count(), 1);
@@ -272,12 +418,12 @@ mod tests {
                 version: 1,
             }];
             if n > 0 {
-                changes.push(IndexChange::EdgeAdded(edge(ids[n - 1], *id)));
+                changes.push(added(edge(ids[n - 1], *id)));
             }
             if n > 2 && n % 3 == 0 {
-                changes.push(IndexChange::EdgeRemoved(edge(ids[n - 3], ids[n - 2])));
+                changes.push(removed(edge(ids[n - 3], ids[n - 2])));
             }
-            index.apply("acme", changes);
+            index.apply("acme", Origin::Own, changes);
             // Every third snapshot is kept: the writer must copy instead of waiting forever.
             if n % 3 == 0 {
                 held.push(index.snapshot("acme").expect("a graph"));
@@ -290,10 +436,7 @@ mod tests {
             (published.node_count(), published.edge_count()),
             (50, expected_edges)
         );
-        index.apply(
-            "acme",
-            vec![IndexChange::EdgeRemoved(edge(ids[0], ids[49]))],
-        );
+        index.apply("acme", Origin::Own, vec![removed(edge(ids[0], ids[49]))]);
         let other = index.snapshot("acme").expect("a graph");
         assert_eq!(
             (other.node_count(), other.edge_count()),
@@ -320,6 +463,7 @@ mod tests {
         let id = Uuid::now_v7();
         index.apply(
             "acme",
+            Origin::Own,
             vec![IndexChange::Ci {
                 node: node(id, "new name"),
                 version: 3,
@@ -328,6 +472,7 @@ mod tests {
         // The event of version 2 arrives late (a replica's own write, seen again as an event).
         index.apply(
             "acme",
+            Origin::Own,
             vec![IndexChange::Ci {
                 node: node(id, "old name"),
                 version: 2,
@@ -337,6 +482,7 @@ mod tests {
         assert_eq!(graph.node(id).map(|n| n.name.as_str()), Some("new name"));
         index.apply(
             "acme",
+            Origin::Own,
             vec![IndexChange::Ci {
                 node: node(id, "newest"),
                 version: 4,
@@ -351,6 +497,7 @@ mod tests {
         let index = ImpactIndex::default();
         index.apply(
             "acme",
+            Origin::Own,
             vec![IndexChange::Ci {
                 node: node(Uuid::now_v7(), "a"),
                 version: 1,

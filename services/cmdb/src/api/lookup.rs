@@ -267,6 +267,44 @@ impl ExistingCis for KeyRecorder<'_> {
     }
 }
 
+/// Every CI of `tenant` matching `key`, as [`ExistingCis::find_by_key`] answers it: by the key's
+/// fields, then, for a dependent key, with the relationship to its parent.
+pub async fn find_by_key<C: sea_orm::ConnectionTrait>(
+    store: &CmdbStore,
+    conn: &C,
+    catalog: &ClassCatalog,
+    tenant: &str,
+    key: &IdentKey,
+) -> StoreResult<Vec<Ci>> {
+    let values: Vec<(String, String)> = key
+        .parts
+        .iter()
+        .map(|part| match part {
+            KeyPart::Name(name) => ("name".to_owned(), name.clone()),
+            KeyPart::Environment(environment) => {
+                ("environment".to_owned(), environment.as_str().to_owned())
+            }
+            KeyPart::Attribute { name, value } => (name.clone(), value.to_string()),
+        })
+        .collect();
+    let ids = store
+        .find_by_values(conn, tenant, &key.classes, &values)
+        .await?;
+    let mut found = Vec::new();
+    for ci in store.find_many(conn, catalog, tenant, &ids).await? {
+        if let Some(parent) = &key.parent {
+            let linked = store
+                .find_relationship(conn, tenant, ci.id, parent.relationship, parent.parent_id)
+                .await?;
+            if linked.is_none() {
+                continue;
+            }
+        }
+        found.push(ci);
+    }
+    Ok(found)
+}
+
 pub struct StoreLookup<'a, C> {
     store: Arc<CmdbStore>,
     /// The pool for a preview, the commit's own transaction for a commit: a commit plans inside
@@ -328,48 +366,14 @@ impl<C: sea_orm::ConnectionTrait> ExistingCis for StoreLookup<'_, C> {
         {
             return found.clone();
         }
-        let values: Vec<(String, String)> = key
-            .parts
-            .iter()
-            .map(|part| match part {
-                KeyPart::Name(name) => ("name".to_owned(), name.clone()),
-                KeyPart::Environment(environment) => {
-                    ("environment".to_owned(), environment.as_str().to_owned())
-                }
-                KeyPart::Attribute { name, value } => (name.clone(), value.to_string()),
-            })
-            .collect();
         let conn = self.conn;
-        let result = self.block(async {
-            let ids = self
-                .store
-                .find_by_values(conn, self.tenant, &key.classes, &values)
-                .await?;
-            let mut found = Vec::new();
-            for ci in self
-                .store
-                .find_many(conn, self.catalog, self.tenant, &ids)
-                .await?
-            {
-                if let Some(parent) = &key.parent {
-                    let linked = self
-                        .store
-                        .find_relationship(
-                            conn,
-                            self.tenant,
-                            ci.id,
-                            parent.relationship,
-                            parent.parent_id,
-                        )
-                        .await?;
-                    if linked.is_none() {
-                        continue;
-                    }
-                }
-                found.push(ci);
-            }
-            Ok::<_, crate::store::StoreError>(found)
-        });
+        let result = self.block(find_by_key(
+            &self.store,
+            conn,
+            self.catalog,
+            self.tenant,
+            key,
+        ));
         self.remember(result)
     }
 

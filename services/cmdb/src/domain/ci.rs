@@ -118,6 +118,9 @@ pub enum CiError {
         status_list(.from.allowed_targets())
     )]
     TransitionNotAllowed { from: CiStatus, to: CiStatus },
+
+    #[error("a retired CI cannot be changed")]
+    RetiredCannotChange,
 }
 
 fn status_list(statuses: &[CiStatus]) -> String {

@@ -26,9 +26,10 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use super::ci::CiStatus;
+use super::ci::{Ci, CiStatus};
 use super::class::{BUSINESS_SERVICE, ClassCatalog};
 use super::string_enum::string_enum;
+use super::validate::Violations;
 
 string_enum! {
     /// What a relationship says about its source and target; see the module table.
@@ -171,6 +172,9 @@ pub enum RelationshipError {
         class: String,
     },
 
+    #[error("this relationship already exists")]
+    AlreadyExists,
+
     #[error(
         "a CI may be the source of at most {max} {relationship} relationship{}, and this one \
          already has {existing}",
@@ -193,8 +197,65 @@ impl RelationshipError {
                 End::Source => "source_id",
                 End::Target => "target_id",
             }),
-            Self::Retired { .. } | Self::TooMany { .. } => None,
+            Self::Retired { .. } | Self::AlreadyExists | Self::TooMany { .. } => None,
         }
+    }
+}
+
+/// `AddRelationship`: `source --relationship--> target`, both CIs of the caller's tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddRelationship {
+    pub source: Uuid,
+    pub relationship: RelationshipType,
+    pub target: Uuid,
+}
+
+/// What the store says about a relationship about to be added, read under the source's lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredAround {
+    /// The same relationship is stored (for a symmetric type, in either direction).
+    pub already_stored: bool,
+    /// How many relationships of its type leave the source.
+    pub outgoing_of_type: usize,
+}
+
+impl AddRelationship {
+    /// The two ends among the CIs the store found for them, or a violation for each one that is
+    /// not there (`source_id`, `target_id`).
+    pub fn ends<'a>(&self, found: &'a [Ci]) -> Result<(&'a Ci, &'a Ci), Violations> {
+        let get = |id: Uuid| found.iter().find(|ci| ci.id == id);
+        let mut violations = Violations::new();
+        let (source, target) = (get(self.source), get(self.target));
+        if source.is_none() {
+            violations.push("source_id", "no such CI");
+        }
+        if target.is_none() {
+            violations.push("target_id", "no such CI");
+        }
+        match (source, target) {
+            (Some(source), Some(target)) => Ok((source, target)),
+            _ => Err(violations),
+        }
+    }
+
+    /// Whether it may be added between `source` and `target` as stored: not a repeat, then the
+    /// rules of [`check_relationship`].
+    pub fn check(
+        &self,
+        catalog: &ClassCatalog,
+        (source, target): (&Ci, &Ci),
+        stored: StoredAround,
+    ) -> Result<(), RelationshipError> {
+        if stored.already_stored {
+            return Err(RelationshipError::AlreadyExists);
+        }
+        check_relationship(
+            catalog,
+            self.relationship,
+            &source.facts(),
+            &target.facts(),
+            stored.outgoing_of_type,
+        )
     }
 }
 
@@ -451,5 +512,74 @@ mod tests {
             prop_assert_eq!(RelationshipType::parse_either(relationship.as_str()).map(|(t, _)| t), Some(relationship));
             prop_assert_eq!(RelationshipType::parse_either(relationship.reverse_name()).map(|(t, _)| t), Some(relationship));
         }
+    }
+
+    fn stored(n: u128, class: &str, status: CiStatus) -> Ci {
+        crate::domain::NewCi {
+            class: class.to_owned(),
+            name: format!("ci-{n}"),
+            environment: crate::domain::Environment::Production,
+            status,
+            criticality: crate::domain::Criticality::Medium,
+            owner_group: None,
+            location: None,
+            region: None,
+            attributes: Default::default(),
+            defaulted: Default::default(),
+        }
+        .into_ci(
+            Uuid::from_u128(n),
+            "acme".into(),
+            &crate::domain::Provenance {
+                source: "api".into(),
+                actor: "ada".into(),
+                set_at: chrono::DateTime::UNIX_EPOCH,
+            },
+        )
+    }
+
+    #[test]
+    fn a_new_relationship_needs_both_ends_stored_and_is_not_repeated() {
+        let add = AddRelationship {
+            source: Uuid::from_u128(1),
+            relationship: RelationshipType::RunsOn,
+            target: Uuid::from_u128(2),
+        };
+        let missing = add.ends(&[]).expect_err("no CIs");
+        assert_eq!(
+            missing.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
+            ["source_id", "target_id"]
+        );
+        let found = [
+            stored(2, "server", CiStatus::InUse),
+            stored(1, "database", CiStatus::InUse),
+        ];
+        let ends = add.ends(&found).expect("both stored");
+        assert_eq!((ends.0.id, ends.1.id), (add.source, add.target));
+        let catalog = ClassCatalog::builtin();
+        assert_eq!(add.check(&catalog, ends, StoredAround::default()), Ok(()));
+        assert_eq!(
+            add.check(
+                &catalog,
+                ends,
+                StoredAround {
+                    already_stored: true,
+                    outgoing_of_type: 0
+                }
+            ),
+            Err(RelationshipError::AlreadyExists)
+        );
+        assert!(matches!(
+            add.check(
+                &catalog,
+                ends,
+                StoredAround {
+                    already_stored: false,
+                    outgoing_of_type: 1
+                }
+            ),
+            Err(RelationshipError::TooMany { .. })
+        ));
+        assert_eq!(RelationshipError::AlreadyExists.field(), None);
     }
 }

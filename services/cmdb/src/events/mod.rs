@@ -10,20 +10,12 @@ use desk_kit::events::OutgoingEvent;
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use prost::Message as _;
 
-use crate::{api::convert, domain::FieldChange};
+use crate::{api::convert, domain::CiFact};
 
 #[derive(Debug, Clone)]
 pub enum Fact {
-    CiCreated {
-        source: String,
-    },
-    CiUpdated {
-        changes: Vec<FieldChange>,
-        source: String,
-    },
-    CiRetired {
-        reason: String,
-    },
+    /// A CI was created, updated or retired (the domain says which: [`CiFact`]).
+    Ci(CiFact),
     RelationshipAdded {
         relationship: pb::Relationship,
     },
@@ -53,12 +45,12 @@ impl Fact {
         let actor = Some(actor.clone());
         let ci = Some(ci.clone());
         let (aggregate, event, payload) = match self {
-            Fact::CiCreated { source } => (
+            Fact::Ci(CiFact::Created { source }) => (
                 "ci",
                 "created",
                 pb::CiCreated { ci, actor, source }.encode_to_vec(),
             ),
-            Fact::CiUpdated { changes, source } => (
+            Fact::Ci(CiFact::Updated { changes, source }) => (
                 "ci",
                 "updated",
                 pb::CiUpdated {
@@ -69,10 +61,15 @@ impl Fact {
                 }
                 .encode_to_vec(),
             ),
-            Fact::CiRetired { reason } => (
+            Fact::Ci(CiFact::Retired { reason }) => (
                 "ci",
                 "retired",
-                pb::CiRetired { ci, actor, reason }.encode_to_vec(),
+                pb::CiRetired {
+                    ci,
+                    actor,
+                    reason: reason.unwrap_or_default(),
+                }
+                .encode_to_vec(),
             ),
             Fact::RelationshipAdded { relationship } => (
                 "relationship",

@@ -3,8 +3,10 @@
 //! change (`desk_kit::events::follow`). Without this, replica B would answer impact from a stale
 //! graph, call a class created on A unknown, and plan an import with another precedence than A.
 //!
-//! A replica sees its own writes again this way; that is harmless: CI changes carry versions and
-//! older ones are skipped, relationship changes and cache invalidations are idempotent.
+//! A replica sees its own writes again this way, later than it applied them: CI changes carry
+//! versions and older ones are skipped; relationship changes are recognised by their id as its
+//! own and skipped (see `api::index`), so a late one cannot undo a later change made here; cache
+//! invalidations are idempotent.
 
 use std::collections::HashMap;
 
@@ -12,7 +14,7 @@ use desk_kit::{events::IncomingEvent, ids};
 use desk_proto::cmdb::v1 as pb;
 
 use crate::{
-    api::{CmdbApi, IndexChange, convert, impact_node},
+    api::{CmdbApi, IndexChange, Origin, convert, impact_node},
     domain::impact::ImpactEdge,
 };
 
@@ -43,14 +45,15 @@ pub async fn apply(api: &CmdbApi, events: Vec<IncomingEvent>) {
             "ci.updated" => ci_change(api, &event, |m: pb::CiUpdated| m.ci).await,
             "ci.retired" => ci_change(api, &event, |m: pb::CiRetired| m.ci).await,
             "relationship.added" => edge(api, &event, |m: pb::RelationshipAdded| m.relationship)
-                .map(|edge| edge.map(IndexChange::EdgeAdded)),
+                .map(|(relationship, edge)| Some(IndexChange::EdgeAdded { relationship, edge })),
             "relationship.removed" => {
-                edge(api, &event, |m: pb::RelationshipRemoved| m.relationship)
-                    .map(|edge| edge.map(IndexChange::EdgeRemoved))
+                edge(api, &event, |m: pb::RelationshipRemoved| m.relationship).map(
+                    |(relationship, edge)| Some(IndexChange::EdgeRemoved { relationship, edge }),
+                )
             }
             "class.created" => {
                 if let Some(changes) = pending.remove(&tenant) {
-                    api.index().apply(&tenant, changes);
+                    api.index().apply(&tenant, Origin::Followed, changes);
                 }
                 api.forget_catalog(&tenant);
                 Ok(None)
@@ -70,7 +73,7 @@ pub async fn apply(api: &CmdbApi, events: Vec<IncomingEvent>) {
         }
     }
     for (tenant, changes) in pending {
-        api.index().apply(&tenant, changes);
+        api.index().apply(&tenant, Origin::Followed, changes);
     }
 }
 
@@ -93,24 +96,26 @@ async fn ci_change<M: prost::Message + Default>(
     }))
 }
 
+/// The relationship an event is about: its id and its edge.
 fn edge<M: prost::Message + Default>(
     api: &CmdbApi,
     event: &IncomingEvent,
     relationship_of: impl FnOnce(M) -> Option<pb::Relationship>,
-) -> Result<Option<ImpactEdge>, String> {
+) -> Result<(uuid::Uuid, ImpactEdge), String> {
     let message = M::decode(event.payload.as_ref()).map_err(|e| e.to_string())?;
     let relationship = relationship_of(message).ok_or("no relationship in the event")?;
-    Ok(Some(ImpactEdge {
+    let edge = ImpactEdge {
         source: parse_id(api, &relationship.source_id)?,
         relationship: convert::relationship_type(relationship.r#type)
             .ok_or("an unknown relationship type")?,
         target: parse_id(api, &relationship.target_id)?,
-    }))
+    };
+    Ok((parse_id(api, &relationship.id)?, edge))
 }
 
 fn parse_id(api: &CmdbApi, id: &str) -> Result<uuid::Uuid, String> {
     ids::parse_id(id)
         .filter(|parsed| parsed.region == api.region())
         .map(|parsed| parsed.uuid)
-        .ok_or_else(|| format!("{id:?} is not a CI id of this region"))
+        .ok_or_else(|| format!("{id:?} is not an id of this region"))
 }

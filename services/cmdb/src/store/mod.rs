@@ -21,8 +21,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::{
-    AttrValue, Ci, CiStatus, ClassCatalog, Criticality, Environment, FieldChange, Provenance,
-    relationship::RelationshipType,
+    AttrValue, Ci, CiStatus, ClassCatalog, Criticality, Environment, FieldChange, ImportState,
+    Provenance, relationship::RelationshipType,
 };
 use entities::{ci, ci_attribute, class, history, import, relationship};
 
@@ -469,8 +469,9 @@ impl CmdbStore {
             .await
     }
 
-    /// Serializes import commits of a tenant until `txn` ends (PostgreSQL; SQLite has one writer).
-    pub async fn lock_imports(&self, txn: &WriteTxn, tenant: &str) -> StoreResult<()> {
+    /// Serializes the writes of a tenant that identify CIs — import commits and API creates —
+    /// until `txn` ends (PostgreSQL; SQLite has one writer).
+    pub async fn lock_identification(&self, txn: &WriteTxn, tenant: &str) -> StoreResult<()> {
         self.advisory_lock(txn, &format!("cmdb-imports/{tenant}"))
             .await
     }
@@ -841,7 +842,7 @@ impl CmdbStore {
             .col_expr(import::Column::FinishedAt, Expr::value(now))
             .filter(import::Column::TenantId.eq(tenant))
             .filter(import::Column::Id.eq(id))
-            .filter(import::Column::State.eq("staged"))
+            .filter(import::Column::State.eq(ImportState::Staged.as_str()))
             .exec(&**txn)
             .await?;
         Ok(result.rows_affected == 1)
