@@ -1,6 +1,9 @@
 //! Logs, traces and metrics (ARCHITECTURE §12).
 //!
-//! JSON logs always (or compact text on a terminal when `DESK_LOG_FORMAT=text`); OTLP export of
+//! Logs as JSON when the output is not a terminal (a pod, a pipe, a file), and on a terminal as
+//! readable text with only warnings and errors by default, so the lines a person needs (the address,
+//! the demo's tokens) are not buried; `DESK_LOG_FORMAT=json|text` and `RUST_LOG` override both
+//! ([`LogStyle::choose`]). OTLP export of
 //! traces and metrics only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, configured by the standard
 //! `OTEL_*` variables. W3C `traceparent` is read from gRPC metadata and NATS headers and written into
 //! outgoing ones, so one trace follows a call through the outbox and NATS.
@@ -33,13 +36,52 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// How logs are written, and which by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStyle {
+    /// Readable text instead of JSON lines.
+    pub text: bool,
+    /// The filter when `RUST_LOG` is not set.
+    pub default_filter: &'static str,
+}
+
+impl LogStyle {
+    /// `format` is `DESK_LOG_FORMAT`; `terminal` whether stdout is one. A person at a terminal
+    /// gets text and warnings only; everything else (Kubernetes, CI, a pipe) JSON at info.
+    pub fn choose(format: Option<&str>, terminal: bool) -> LogStyle {
+        const SERVICE_FILTER: &str = "info,sqlx=warn,async_nats=warn,h2=warn";
+        match (format, terminal) {
+            (Some("json"), _) => LogStyle {
+                text: false,
+                default_filter: SERVICE_FILTER,
+            },
+            (Some("text"), _) => LogStyle {
+                text: true,
+                default_filter: SERVICE_FILTER,
+            },
+            (_, true) => LogStyle {
+                text: true,
+                default_filter: "warn",
+            },
+            (_, false) => LogStyle {
+                text: false,
+                default_filter: SERVICE_FILTER,
+            },
+        }
+    }
+}
+
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init(service_name: &str) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,h2=warn"));
-    let text = std::env::var("DESK_LOG_FORMAT").is_ok_and(|f| f == "text");
-    let fmt_layer = if text {
+    use std::io::IsTerminal as _;
+    let style = LogStyle::choose(
+        std::env::var("DESK_LOG_FORMAT").ok().as_deref(),
+        std::io::stdout().is_terminal(),
+    );
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(style.default_filter));
+    let fmt_layer = if style.text {
         tracing_subscriber::fmt::layer().compact().boxed()
     } else {
         tracing_subscriber::fmt::layer()
@@ -135,5 +177,26 @@ impl Extractor for MapCarrier<'_> {
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(String::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod log_style_tests {
+    use super::LogStyle;
+
+    #[test]
+    fn a_terminal_gets_quiet_text_and_everything_else_json_at_info() {
+        assert_eq!(
+            LogStyle::choose(None, true),
+            LogStyle {
+                text: true,
+                default_filter: "warn"
+            }
+        );
+        let piped = LogStyle::choose(None, false);
+        assert!(!piped.text && piped.default_filter.starts_with("info"));
+        assert!(!LogStyle::choose(Some("json"), true).text);
+        let asked = LogStyle::choose(Some("text"), false);
+        assert!(asked.text && asked.default_filter.starts_with("info"));
     }
 }
