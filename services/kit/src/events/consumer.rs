@@ -40,7 +40,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{
-    Publisher,
+    Publisher, backoff,
     dispatch::{Dispatched, Dispatcher, Effect, HandlerError},
     envelope::{CloudEventAttributes, IncomingEvent, header_safe},
     inbox::Inbox,
@@ -681,11 +681,6 @@ async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) {
         _ = tokio::time::sleep(delay) => {}
         _ = shutdown.cancelled() => {}
     }
-}
-
-/// 100 ms, 200 ms, ... up to 3.2 s between attempts while a dependency is missing.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 6)))
 }
 
 fn parse(message: &jetstream::Message) -> Parsed {

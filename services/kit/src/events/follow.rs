@@ -120,7 +120,7 @@ impl Follow {
                     }
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50u64 << failures.min(6))) => {}
+                    _ = tokio::time::sleep(super::backoff(failures)) => {}
                     _ = shutdown.cancelled() => return,
                 }
             }

@@ -28,3 +28,9 @@ pub use dispatch::{Dispatcher, Effect, Handle, HandlerError, UnknownType};
 pub use envelope::{EventSource, IncomingEvent, OutgoingEvent};
 pub use outbox::{Outbox, OutboxRelay, RelayHandle};
 pub use publisher::Publisher;
+
+/// 100 ms, 200 ms, ... up to 3.2 s between attempts while NATS, the database or a source stream is
+/// unreachable: the one back-off of the relay, consumers and followers.
+pub(crate) fn backoff(failures: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 6)))
+}

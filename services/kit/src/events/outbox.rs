@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
+    backoff,
     envelope::{CloudEventAttributes, EventSource, OutgoingEvent},
     migrations::outbox_table,
 };
@@ -557,11 +558,6 @@ fn metrics() -> &'static RelayMetrics {
             .with_description("events the outbox relay published and JetStream acknowledged")
             .build(),
     })
-}
-
-/// 100 ms, 200 ms, ... up to 3.2 s between attempts while NATS or the database is unreachable.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(50u64.saturating_mul(1 << Ord::min(failures, 6)))
 }
 
 /// A stable advisory-lock key per outbox table, so each service's relays exclude each other only.
