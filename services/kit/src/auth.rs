@@ -5,8 +5,8 @@
 //! development secret is configured. `alg=none` cannot verify at all. `exp`, `iss`, `aud` and `sub`
 //! are required; `nbf` is honoured; a small leeway absorbs clock skew.
 //!
-//! [`AuthInterceptor`] puts the verified [`Principal`] into the request's extensions, where handlers
-//! read it with [`principal`].
+//! [`AuthInterceptor`] puts the verified [`Caller`] into the request's extensions, where handlers
+//! read it with [`caller`].
 //!
 //! Service tokens (`roles: [service]`, minted by [`crate::service_tokens`]) verify only with the
 //! services' keys (`auth.service_jwks_file`) or the development secret, and are accepted only on
@@ -55,30 +55,72 @@ pub struct Claims {
     pub iat: Option<i64>,
 }
 
-/// Who is calling, after verification. Handlers see only this, never the raw token.
+crate::string_enum! {
+    /// A role from the `roles` claim (ARCHITECTURE §7). Every service reads the same set, so a
+    /// role means the same thing wherever a token is shown; a service decides what each allows.
+    pub enum Role {
+        /// Raises and follows their own tickets and requests.
+        Requester => "requester",
+        /// Works tickets.
+        Agent => "agent",
+        /// Leads agents and tunes the tenant's settings.
+        Manager => "manager",
+        ChangeManager => "change_manager",
+        CabMember => "cab_member",
+        CatalogAdmin => "catalog_admin",
+        Admin => "admin",
+        /// A machine client: monitoring, provisioning robots, chat bots.
+        Integrator => "integrator",
+        /// Another desk service with a service token: work no user started.
+        Service => "service",
+    }
+}
+
+/// Who is calling, parsed once from a verified token. Handlers see only this, never the raw
+/// token or claims: the tenant is a valid tenant id (others are refused before any handler
+/// runs), the subject is not empty, and the roles are typed. Role names no service knows are
+/// left out rather than refused: a token may carry roles of other applications.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub struct Caller {
+    /// `sub`: the IdP's subject, matched against requester, watcher and person ids.
     pub subject: String,
+    /// `tenant`: every row and event subject is scoped by it.
     pub tenant: String,
-    pub roles: Vec<String>,
+    pub roles: Vec<Role>,
+    /// `groups`: the teams the caller belongs to.
     pub groups: Vec<String>,
+    /// `name`: shown as the author of comments and history entries.
     pub name: Option<String>,
     pub email: Option<String>,
     pub locale: Option<String>,
 }
 
-/// The role of a service token: work no user started (ARCHITECTURE §7).
-pub const SERVICE_ROLE: &str = "service";
+/// The role name of a service token (`roles: [service]`), as the claim carries it.
+pub const SERVICE_ROLE: &str = Role::Service.as_str();
 
-impl Principal {
-    pub fn has_role(&self, role: &str) -> bool {
-        self.roles.iter().any(|r| r == role)
+impl Caller {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Whether the caller holds at least one of `roles`.
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        self.roles.iter().any(|role| roles.contains(role))
     }
 
     /// True for another desk service calling with a service token: `subject` is that service's
     /// name (`sla`), `tenant` the tenant of the work. Only methods open to services see one.
     pub fn is_service(&self) -> bool {
-        self.has_role(SERVICE_ROLE)
+        self.has(Role::Service)
+    }
+
+    /// The caller as audit entries and events name them.
+    pub fn actor(&self) -> desk_proto::common::v1::Actor {
+        desk_proto::common::v1::Actor {
+            subject: self.subject.clone(),
+            name: self.name.clone().unwrap_or_default(),
+            roles: self.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        }
     }
 }
 
@@ -171,7 +213,7 @@ impl Verifier {
         })
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         // The key decides the algorithm: a token naming another algorithm for that key is refused.
         let candidates = self.keys.iter().filter(|k| {
@@ -190,7 +232,7 @@ impl Verifier {
                 Ok(data) => {
                     let service_token = data.claims.roles.iter().any(|r| r == SERVICE_ROLE);
                     if trusted.signs.may_sign(service_token) {
-                        return principal_from_claims(data.claims);
+                        return caller_from_claims(data.claims);
                     }
                     last_error = AuthError::Invalid(if service_token {
                         "a service token must be signed by a service key".into()
@@ -205,7 +247,7 @@ impl Verifier {
     }
 }
 
-fn principal_from_claims(claims: Claims) -> Result<Principal, AuthError> {
+fn caller_from_claims(claims: Claims) -> Result<Caller, AuthError> {
     if claims.sub.trim().is_empty() {
         return Err(AuthError::Invalid("empty subject".into()));
     }
@@ -217,10 +259,10 @@ fn principal_from_claims(claims: Claims) -> Result<Principal, AuthError> {
             claims.tenant
         )));
     }
-    Ok(Principal {
+    Ok(Caller {
         subject: claims.sub,
         tenant: claims.tenant,
-        roles: claims.roles,
+        roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
         groups: claims.groups,
         name: claims.name,
         email: claims.email,
@@ -312,7 +354,7 @@ pub fn dev_claims(
     }
 }
 
-/// Verifies `authorization: Bearer …` and stores the [`Principal`] (and the caller's deadline,
+/// Verifies `authorization: Bearer …` and stores the [`Caller`] (and the caller's deadline,
 /// for [`crate::calls`]) in the request's extensions.
 ///
 /// As a tonic interceptor (`InterceptedService::new(server, interceptor)`) it refuses every
@@ -355,15 +397,15 @@ impl AuthInterceptor {
         &self,
         headers: &http::HeaderMap,
         method: Option<&str>,
-    ) -> Result<Principal, Status> {
+    ) -> Result<Caller, Status> {
         let token = bearer_token(headers).map_err(|e| Status::unauthenticated(e.to_string()))?;
-        let principal = self.verifier.verify(token).map_err(|error| {
+        let caller = self.verifier.verify(token).map_err(|error| {
             tracing::debug!(reason = %error, "token refused");
             Status::unauthenticated(error.to_string())
         })?;
-        if principal.is_service() && !method.is_some_and(|m| self.open_to_services.contains(m)) {
+        if caller.is_service() && !method.is_some_and(|m| self.open_to_services.contains(m)) {
             tracing::debug!(
-                service = %principal.subject,
+                service = %caller.subject,
                 method = method.unwrap_or("(not known to an interceptor)"),
                 "service token refused on a method not open to services"
             );
@@ -371,17 +413,17 @@ impl AuthInterceptor {
                 "this method does not accept service tokens",
             ));
         }
-        tracing::Span::current().record("enduser.id", principal.subject.as_str());
-        Ok(principal)
+        tracing::Span::current().record("enduser.id", caller.subject.as_str());
+        Ok(caller)
     }
 }
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let principal = self.authenticate(request.metadata().as_ref(), None)?;
+        let caller = self.authenticate(request.metadata().as_ref(), None)?;
         let deadline = crate::calls::IncomingDeadline::from_headers(request.metadata().as_ref());
         let extensions = request.extensions_mut();
-        extensions.insert(principal);
+        extensions.insert(caller);
         if let Some(deadline) = deadline {
             extensions.insert(deadline);
         }
@@ -390,7 +432,7 @@ impl tonic::service::Interceptor for AuthInterceptor {
 }
 
 /// A server behind [`AuthInterceptor::wrap`]: refuses unauthenticated calls with their `Status`,
-/// passes the others on with the [`Principal`] in their extensions.
+/// passes the others on with the [`Caller`] in their extensions.
 #[derive(Clone, Debug)]
 pub struct Authenticated<S> {
     inner: S,
@@ -415,10 +457,10 @@ where
             .auth
             .authenticate(request.headers(), Some(request.uri().path()))
         {
-            Ok(principal) => {
+            Ok(caller) => {
                 let deadline = crate::calls::IncomingDeadline::from_headers(request.headers());
                 let extensions = request.extensions_mut();
-                extensions.insert(principal);
+                extensions.insert(caller);
                 if let Some(deadline) = deadline {
                     extensions.insert(deadline);
                 }
@@ -446,10 +488,10 @@ fn bearer_token(headers: &http::HeaderMap) -> Result<&str, AuthError> {
 }
 
 /// The verified caller of a request that went through [`AuthInterceptor`].
-pub fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
-        .get::<Principal>()
+        .get::<Caller>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("missing bearer token"))
 }
@@ -486,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dev_token_verifies_into_a_principal() {
+    fn a_dev_token_verifies_into_a_caller() {
         let settings = dev_settings();
         let verifier = Verifier::from_settings(&settings).expect("verifier");
         let token = mint_dev_token(
@@ -494,12 +536,12 @@ mod tests {
             &dev_claims(&settings, "ana", "acme", &["agent"], 60),
         )
         .expect("token");
-        let principal = verifier.verify(&token).expect("valid");
+        let caller = verifier.verify(&token).expect("valid");
         assert_eq!(
-            (principal.subject.as_str(), principal.tenant.as_str()),
+            (caller.subject.as_str(), caller.tenant.as_str()),
             ("ana", "acme")
         );
-        assert!(principal.has_role("agent"));
+        assert!(caller.has(Role::Agent));
     }
 
     #[test]

@@ -44,7 +44,7 @@
 //!    `.with_stream_settings` and `.with_clock(platform.clock)`) and a [`events::Publisher`]
 //!    sharing its [`events::RelayHandle`]; the gRPC server wrapped in [`auth::AuthInterceptor`]
 //!    (`.open_to_services(&[..]).wrap(server)` for methods other services may call with a service
-//!    token); handlers read [`auth::principal`].
+//!    token); handlers read [`auth::caller`].
 //! 5. **Consumers** of other services' events: a [`events::Dispatcher`] with one
 //!    [`events::Handle`] per `ce-type` (the decoded protobuf message; effects through
 //!    [`events::Effect`], which publishes in the same transaction), a [`events::ConsumerSpec`]

@@ -245,16 +245,16 @@ mod tests {
     fn a_service_token_names_the_service_the_tenant_and_the_service_role() {
         let settings = production_settings();
         let token = tokens(&settings).token_for("acme").expect("mints");
-        let principal = Verifier::from_settings(&settings)
+        let caller = Verifier::from_settings(&settings)
             .expect("verifier")
             .verify(&token)
             .expect("verifies with the services' JWKS");
         assert_eq!(
-            (principal.subject.as_str(), principal.tenant.as_str()),
+            (caller.subject.as_str(), caller.tenant.as_str()),
             ("sla", "acme")
         );
-        assert!(principal.is_service());
-        assert_eq!(principal.roles, ["service"]);
+        assert!(caller.is_service());
+        assert_eq!(caller.roles, [crate::auth::Role::Service]);
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(
             (header.alg, header.kid.as_deref()),
@@ -285,11 +285,11 @@ mod tests {
             jsonwebtoken::decode_header(&token).expect("header").alg,
             Algorithm::HS256
         );
-        let principal = Verifier::from_settings(&settings)
+        let caller = Verifier::from_settings(&settings)
             .expect("verifier")
             .verify(&token)
             .expect("verifies");
-        assert!(principal.is_service());
+        assert!(caller.is_service());
     }
 
     #[test]

@@ -34,9 +34,7 @@ use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, Utc};
-use desk_kit::{
-    auth::Principal, clock::SharedClock, db::WriteTxn, error::Classify, events::OutgoingEvent, ids,
-};
+use desk_kit::{clock::SharedClock, db::WriteTxn, error::Classify, events::OutgoingEvent, ids};
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -108,12 +106,12 @@ impl Caller {
     }
 }
 
-impl From<Principal> for Caller {
-    fn from(p: Principal) -> Self {
+impl From<desk_kit::auth::Caller> for Caller {
+    fn from(p: desk_kit::auth::Caller) -> Self {
         Caller {
             subject: p.subject,
             tenant: p.tenant,
-            roles: p.roles,
+            roles: p.roles.iter().map(|r| r.as_str().to_owned()).collect(),
             name: p.name,
         }
     }
@@ -327,7 +325,7 @@ fn optional_enum<T>(
 }
 
 fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
-    Ok(desk_kit::auth::principal(request)?.into())
+    Ok(desk_kit::auth::caller(request)?.into())
 }
 
 fn reply<T>(result: CmdbResult<T>) -> Result<Response<T>, Status> {

@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context as _, ensure};
 use desk_kit::{
-    auth::{AuthInterceptor, Principal, Verifier, dev_claims, mint_dev_token, principal},
+    auth::{AuthInterceptor, Caller, Verifier, caller, dev_claims, mint_dev_token},
     calls::{CallContext, CallError, ServiceCalls, parse_grpc_timeout},
     settings::{AuthSettings, Secret, ServiceAddress, Settings},
 };
@@ -54,7 +54,7 @@ fn user_token(auth: &AuthSettings, subject: &str) -> anyhow::Result<String> {
 #[derive(Debug, Clone)]
 struct Seen {
     metadata: MetadataMap,
-    caller: Option<Principal>,
+    caller: Option<Caller>,
 }
 
 impl Seen {
@@ -107,7 +107,7 @@ impl Health for Back {
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(Seen {
                 metadata: request.metadata().clone(),
-                caller: principal(&request).ok(),
+                caller: caller(&request).ok(),
             });
         }
         let told = request.into_inner().service;
@@ -271,7 +271,7 @@ async fn a_call_for_a_user_carries_their_token_their_trace_and_what_is_left_of_t
         seen.header("authorization"),
         Some(format!("Bearer {token}"))
     );
-    let caller = seen.caller.clone().context("no principal")?;
+    let caller = seen.caller.clone().context("no caller")?;
     assert_eq!(
         (caller.subject.as_str(), caller.is_service()),
         ("ana", false)
@@ -364,7 +364,7 @@ async fn a_service_token_reaches_a_method_open_to_services_and_no_other() -> any
 
     // then the back sees the sla service, for acme, as a service
     let seen = back.last()?;
-    let caller = seen.caller.clone().context("no principal")?;
+    let caller = seen.caller.clone().context("no caller")?;
     assert!(caller.is_service());
     assert_eq!(
         (caller.subject.as_str(), caller.tenant.as_str()),

@@ -86,17 +86,17 @@ impl TicketApi {
 /// roles of services this one does not know.
 fn actor_of<T>(request: &Request<T>) -> Result<Actor, Status> {
     // The kit's verifier refused any token whose tenant is not a tenant id.
-    let principal = desk_kit::auth::principal(request)?;
+    let caller = desk_kit::auth::caller(request)?;
     Ok(Actor {
-        roles: principal
+        roles: caller
             .roles
             .iter()
-            .filter_map(|r| Role::parse(r))
+            .filter_map(|r| Role::parse(r.as_str()))
             .collect(),
-        subject: principal.subject,
-        tenant: principal.tenant,
-        groups: principal.groups,
-        name: principal.name,
+        subject: caller.subject,
+        tenant: caller.tenant,
+        groups: caller.groups,
+        name: caller.name,
     })
 }
 
