@@ -79,4 +79,4 @@ pub mod settings;
 mod string_enum;
 pub mod telemetry;
 
-pub use host::{Platform, ServiceParts};
+pub use host::{Platform, ServiceEntry, ServiceParts};

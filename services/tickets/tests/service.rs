@@ -74,6 +74,8 @@ on_both_backends!(
 // Tests of later points, one module each (tests/service/<module>.rs), after the macro they use.
 #[path = "service/invisible_titles.rs"]
 mod invisible_titles;
+#[path = "service/service_clock.rs"]
+mod service_clock;
 #[path = "service/watched_tickets.rs"]
 mod watched_tickets;
 
