@@ -71,6 +71,8 @@ crate::string_enum! {
         Admin => "admin",
         /// A machine client: monitoring, provisioning robots, chat bots.
         Integrator => "integrator",
+        /// Keeps the CMDB: writes CIs and ranks discovery sources, works no tickets.
+        ConfigurationManager => "configuration_manager",
         /// Another desk service with a service token: work no user started.
         Service => "service",
     }
