@@ -61,12 +61,12 @@ mod lists;
 mod outbox_faults;
 #[path = "service/problems.rs"]
 mod problems;
+#[path = "service/service_clock.rs"]
+mod service_clock;
 #[path = "service/settings.rs"]
 mod settings;
 #[path = "service/stale_versions.rs"]
 mod stale_versions;
-#[path = "service/service_clock.rs"]
-mod service_clock;
 #[path = "service/watched_tickets.rs"]
 mod watched_tickets;
 
