@@ -82,19 +82,37 @@ impl TimelineEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimelineRule {
     /// Counted: weekly span `index` on `local_date`.
-    WeeklySpan { index: usize, span: WorkingSpan, local_date: NaiveDate },
+    WeeklySpan {
+        index: usize,
+        span: WorkingSpan,
+        local_date: NaiveDate,
+    },
     /// Counted: extra working time.
     ExtraWorkingTime { index: usize, label: String },
     /// Not counted: weekly span `span_index` falls on a holiday.
-    Holiday { span_index: usize, span: WorkingSpan, local_date: NaiveDate, names: Vec<String> },
+    Holiday {
+        span_index: usize,
+        span: WorkingSpan,
+        local_date: NaiveDate,
+        names: Vec<String>,
+    },
     /// Not counted: weekly span `span_index` is covered by closed exception `exception_index`.
-    ClosedTime { span_index: usize, span: WorkingSpan, local_date: NaiveDate, exception_index: usize, label: String },
+    ClosedTime {
+        span_index: usize,
+        span: WorkingSpan,
+        local_date: NaiveDate,
+        exception_index: usize,
+        label: String,
+    },
 }
 
 impl TimelineRule {
     /// Whether the entry's time counts as business time.
     pub fn counts(&self) -> bool {
-        matches!(self, TimelineRule::WeeklySpan { .. } | TimelineRule::ExtraWorkingTime { .. })
+        matches!(
+            self,
+            TimelineRule::WeeklySpan { .. } | TimelineRule::ExtraWorkingTime { .. }
+        )
     }
 }
 
@@ -115,13 +133,22 @@ impl BusinessCalendar {
     /// `at` itself when it is working time, otherwise the start of the next working stretch
     /// ("when does this team's next shift start"); `None` if there is none before the horizon.
     pub fn next_working_instant(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        UtcSegments::new(self, at, None, false).next().map(|segment| segment.start)
+        UtcSegments::new(self, at, None, false)
+            .next()
+            .map(|segment| segment.start)
     }
 
     /// When working at `at`, the end of the unbroken working stretch around it, across rules
-    /// (a shift that runs into extra time ends when the extra time does); `None` when not working.
-    pub fn working_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut segments = UtcSegments::new(self, at, None, false);
+    /// (a shift that runs into extra time ends when the extra time does), or `look_until` if
+    /// it is still working then; `None` when not working. The bound keeps the question cheap for
+    /// around-the-clock calendars, whose stretch only ends at the horizon: routing asks "does
+    /// this shift end within the next day", not "when, ever".
+    pub fn working_until(
+        &self,
+        at: DateTime<Utc>,
+        look_until: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let mut segments = UtcSegments::new(self, at, Some(look_until), false);
         let first = segments.next().filter(|segment| segment.start == at)?;
         let mut end = first.end;
         for segment in segments {
@@ -138,7 +165,11 @@ impl BusinessCalendar {
     /// the end of working time, never in the gap after it. A zero duration gives `start`.
     ///
     /// Walks working stretches (a few per day), never minutes.
-    pub fn add_business(&self, start: DateTime<Utc>, duration: TimeDelta) -> Result<DateTime<Utc>, BusinessTimeError> {
+    pub fn add_business(
+        &self,
+        start: DateTime<Utc>,
+        duration: TimeDelta,
+    ) -> Result<DateTime<Utc>, BusinessTimeError> {
         if duration < TimeDelta::zero() {
             return Err(BusinessTimeError::NegativeDuration);
         }
@@ -153,7 +184,9 @@ impl BusinessCalendar {
             }
             remaining -= length;
         }
-        Err(BusinessTimeError::NoWorkingTimeBeforeHorizon { horizon_year: LAST_SUPPORTED_YEAR })
+        Err(BusinessTimeError::NoWorkingTimeBeforeHorizon {
+            horizon_year: LAST_SUPPORTED_YEAR,
+        })
     }
 
     /// Business time in `[from, to)`; zero when `to` is not after `from`.
@@ -166,12 +199,20 @@ impl BusinessCalendar {
     /// The working intervals from `from` on (clipped to start there), in order, until the horizon.
     /// Adjacent pieces of one rule come as one interval, even across a DST change.
     pub fn working_intervals(&self, from: DateTime<Utc>) -> WorkingIntervals<'_> {
-        WorkingIntervals { merged: Merged::new(UtcSegments::new(self, from, None, false)) }
+        WorkingIntervals {
+            merged: Merged::new(UtcSegments::new(self, from, None, false)),
+        }
     }
 
     /// The working intervals in `[from, to)`, clipped to it.
-    pub fn working_intervals_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> WorkingIntervals<'_> {
-        WorkingIntervals { merged: Merged::new(UtcSegments::new(self, from, Some(to), false)) }
+    pub fn working_intervals_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> WorkingIntervals<'_> {
+        WorkingIntervals {
+            merged: Merged::new(UtcSegments::new(self, from, Some(to), false)),
+        }
     }
 
     /// What counted and what was skipped in `[from, to)`, rule by rule.
@@ -182,16 +223,21 @@ impl BusinessCalendar {
         for segment in Merged::new(UtcSegments::new(self, from, Some(to), true)) {
             let span = |index: usize| self.spans[index];
             let rule = match segment.kind {
-                SegmentKind::Weekly { span_index, date } => {
-                    TimelineRule::WeeklySpan { index: span_index, span: span(span_index), local_date: date }
-                }
+                SegmentKind::Weekly { span_index, date } => TimelineRule::WeeklySpan {
+                    index: span_index,
+                    span: span(span_index),
+                    local_date: date,
+                },
                 SegmentKind::ExtraWorking { exception_index } => TimelineRule::ExtraWorkingTime {
                     index: exception_index,
                     label: self.exceptions[exception_index].label.clone(),
                 },
                 SegmentKind::Holiday { span_index, date } => {
                     let length = segment.end - segment.start;
-                    match holidays_skipped.iter_mut().find(|holiday| holiday.date == date) {
+                    match holidays_skipped
+                        .iter_mut()
+                        .find(|holiday| holiday.date == date)
+                    {
                         Some(holiday) => holiday.skipped += length,
                         None => holidays_skipped.push(SkippedHoliday {
                             date,
@@ -206,7 +252,11 @@ impl BusinessCalendar {
                         names: self.holiday_names(date),
                     }
                 }
-                SegmentKind::Closed { span_index, date, exception_index } => TimelineRule::ClosedTime {
+                SegmentKind::Closed {
+                    span_index,
+                    date,
+                    exception_index,
+                } => TimelineRule::ClosedTime {
                     span_index,
                     span: span(span_index),
                     local_date: date,
@@ -217,10 +267,18 @@ impl BusinessCalendar {
             if rule.counts() {
                 business_time += segment.end - segment.start;
             }
-            entries.push(TimelineEntry { start: segment.start, end: segment.end, rule });
+            entries.push(TimelineEntry {
+                start: segment.start,
+                end: segment.end,
+                rule,
+            });
         }
         holidays_skipped.sort_by_key(|holiday| holiday.date);
-        Explanation { entries, business_time, holidays_skipped }
+        Explanation {
+            entries,
+            business_time,
+            holidays_skipped,
+        }
     }
 }
 
@@ -236,14 +294,21 @@ impl Iterator for WorkingIntervals<'_> {
         loop {
             let segment = self.merged.next()?;
             let source = match segment.kind {
-                SegmentKind::Weekly { span_index, date } => {
-                    WorkingSource::WeeklySpan { index: span_index, local_date: date }
-                }
-                SegmentKind::ExtraWorking { exception_index } => WorkingSource::ExtraWorkingTime { index: exception_index },
+                SegmentKind::Weekly { span_index, date } => WorkingSource::WeeklySpan {
+                    index: span_index,
+                    local_date: date,
+                },
+                SegmentKind::ExtraWorking { exception_index } => WorkingSource::ExtraWorkingTime {
+                    index: exception_index,
+                },
                 // Not produced without `explain`; skipped rather than trusted blindly.
                 SegmentKind::Holiday { .. } | SegmentKind::Closed { .. } => continue,
             };
-            return Some(WorkingInterval { start: segment.start, end: segment.end, source });
+            return Some(WorkingInterval {
+                start: segment.start,
+                end: segment.end,
+                source,
+            });
         }
     }
 }
@@ -264,11 +329,17 @@ fn walk_start() -> DateTime<Utc> {
 /// No working time is looked for from here on (two days past the last supported date covers
 /// every zone's offset and its last overnight span).
 fn horizon_end() -> DateTime<Utc> {
-    (crate::wall::last_supported_date() + TimeDelta::days(2)).and_time(chrono::NaiveTime::MIN).and_utc()
+    (crate::wall::last_supported_date() + TimeDelta::days(2))
+        .and_time(chrono::NaiveTime::MIN)
+        .and_utc()
 }
 
 fn offset_at(zone: Tz, at: DateTime<Utc>) -> TimeDelta {
-    TimeDelta::seconds(i64::from(zone.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc()))
+    TimeDelta::seconds(i64::from(
+        zone.offset_from_utc_datetime(&at.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ))
 }
 
 /// A stretch of UTC time known to have one offset: from where it started to `verified_until`,
@@ -281,7 +352,11 @@ struct OffsetPiece {
 
 impl OffsetPiece {
     fn starting_at(zone: Tz, at: DateTime<Utc>) -> Self {
-        OffsetPiece { offset: offset_at(zone, at), verified_until: at, end: None }
+        OffsetPiece {
+            offset: offset_at(zone, at),
+            verified_until: at,
+            end: None,
+        }
     }
 
     /// Probes forward until the offset is known to hold through `target` or its change is found.
@@ -302,9 +377,15 @@ impl OffsetPiece {
 
 /// The first instant in `(same, differs]` whose offset is not `offset`. Offsets change on whole
 /// seconds (the tz database counts in seconds), so the search stops at one-second precision.
-fn first_change(zone: Tz, offset: TimeDelta, same: DateTime<Utc>, differs: DateTime<Utc>) -> DateTime<Utc> {
+fn first_change(
+    zone: Tz,
+    offset: TimeDelta,
+    same: DateTime<Utc>,
+    differs: DateTime<Utc>,
+) -> DateTime<Utc> {
     let (mut same, mut differs) = (same.timestamp(), differs.timestamp());
-    let instant = |seconds: i64| DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let instant =
+        |seconds: i64| DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
     while differs - same > 1 {
         let middle = same + (differs - same) / 2;
         if offset_at(zone, instant(middle)) == offset {
@@ -331,7 +412,12 @@ struct UtcSegments<'c> {
 }
 
 impl<'c> UtcSegments<'c> {
-    fn new(calendar: &'c BusinessCalendar, from: DateTime<Utc>, until: Option<DateTime<Utc>>, explain: bool) -> Self {
+    fn new(
+        calendar: &'c BusinessCalendar,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        explain: bool,
+    ) -> Self {
         // The supported range is bounded on both sides, so no instant a caller passes can make the
         // walk run for centuries or overflow a date.
         let beyond_horizon = from >= horizon_end();
@@ -339,14 +425,26 @@ impl<'c> UtcSegments<'c> {
         let piece = OffsetPiece::starting_at(calendar.zone, from);
         let wall = WallSegments::new(calendar, from.naive_utc() + piece.offset, explain);
         let done = beyond_horizon || until.is_some_and(|until| until <= from);
-        UtcSegments { calendar, cursor: from, until, piece, wall, explain, done }
+        UtcSegments {
+            calendar,
+            cursor: from,
+            until,
+            piece,
+            wall,
+            explain,
+            done,
+        }
     }
 
     /// Starts the piece that begins at `change`, and the wall-clock walk at its local time.
     fn switch_piece(&mut self, change: DateTime<Utc>) {
         self.piece = OffsetPiece::starting_at(self.calendar.zone, change);
         self.cursor = self.cursor.max(change);
-        self.wall = WallSegments::new(self.calendar, change.naive_utc() + self.piece.offset, self.explain);
+        self.wall = WallSegments::new(
+            self.calendar,
+            change.naive_utc() + self.piece.offset,
+            self.explain,
+        );
     }
 
     fn clipped(&self, start: DateTime<Utc>, end: DateTime<Utc>, kind: SegmentKind) -> UtcSegment {
@@ -364,19 +462,25 @@ impl Iterator for UtcSegments<'_> {
                 self.done = true;
                 break;
             };
-            let start = (segment.start - self.piece.offset).and_utc().max(self.cursor);
+            let start = (segment.start - self.piece.offset)
+                .and_utc()
+                .max(self.cursor);
             let end = (segment.end - self.piece.offset).and_utc();
             if end <= start {
                 self.wall.advance();
                 continue;
             }
-            if self.until.is_some_and(|until| start >= until) {
-                self.done = true;
-                break;
-            }
-            self.piece.verify_through(self.calendar.zone, end);
+            // The offset must be known up to where this stretch ends (or the range does) before
+            // `start` can be trusted: after a fall-back change the stretch's wall-clock time comes
+            // again earlier than the old offset says.
+            let needed = self.until.map_or(end, |until| end.min(until));
+            self.piece.verify_through(self.calendar.zone, needed);
             match self.piece.end {
                 Some(change) if change <= start => self.switch_piece(change),
+                _ if self.until.is_some_and(|until| start >= until) => {
+                    self.done = true;
+                    break;
+                }
                 Some(change) if change < end => {
                     // The rest of this stretch (if its wall-clock time happens again, or at all,
                     // under the new offset) comes from the restarted walk.
@@ -403,7 +507,10 @@ struct Merged<'c> {
 
 impl<'c> Merged<'c> {
     fn new(segments: UtcSegments<'c>) -> Self {
-        Merged { segments, pending: None }
+        Merged {
+            segments,
+            pending: None,
+        }
     }
 }
 

@@ -8,8 +8,15 @@ use std::fmt;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
 use chrono_tz::Tz;
 
-const WEEK: [Weekday; 7] =
-    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+const WEEK: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
 
 /// Minutes in a local day; a span's minutes count from the local midnight that starts its day.
 pub const MINUTES_PER_DAY: u32 = 1440;
@@ -47,12 +54,22 @@ pub struct WorkingSpan {
 impl WorkingSpan {
     /// A span that ends on the day it starts, e.g. `WorkingSpan::daytime(Mon, hm(9, 0), hm(17, 0))`.
     pub fn daytime(weekday: Weekday, start_minute: u32, end_minute: u32) -> Self {
-        WorkingSpan { weekday, start_minute, end_minute, ends_next_day: false }
+        WorkingSpan {
+            weekday,
+            start_minute,
+            end_minute,
+            ends_next_day: false,
+        }
     }
 
     /// A span that runs past midnight into the next day, e.g. `overnight(Fri, hm(22, 0), hm(6, 0))`.
     pub fn overnight(weekday: Weekday, start_minute: u32, end_minute: u32) -> Self {
-        WorkingSpan { weekday, start_minute, end_minute, ends_next_day: true }
+        WorkingSpan {
+            weekday,
+            start_minute,
+            end_minute,
+            ends_next_day: true,
+        }
     }
 
     /// Length in wall-clock minutes (not elapsed time: a DST change inside changes that).
@@ -66,8 +83,12 @@ impl WorkingSpan {
 
     /// The span's local wall-clock interval on `date` (which must be one of its weekdays).
     pub(crate) fn on(&self, date: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
-        let start = date.and_time(NaiveTime::MIN) + TimeDelta::minutes(i64::from(self.start_minute));
-        (start, start + TimeDelta::minutes(i64::from(self.wall_minutes())))
+        let start =
+            date.and_time(NaiveTime::MIN) + TimeDelta::minutes(i64::from(self.start_minute));
+        (
+            start,
+            start + TimeDelta::minutes(i64::from(self.wall_minutes())),
+        )
     }
 
     /// Start and end as minutes of the week counted from Monday 00:00, end possibly past the
@@ -81,7 +102,13 @@ impl WorkingSpan {
 impl fmt::Display for WorkingSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let clock = |minute: u32| format!("{:02}:{:02}", minute / 60, minute % 60);
-        write!(f, "{} {}–{}", self.weekday, clock(self.start_minute), clock(self.end_minute))?;
+        write!(
+            f,
+            "{} {}–{}",
+            self.weekday,
+            clock(self.start_minute),
+            clock(self.end_minute)
+        )?;
         if self.ends_next_day {
             f.write_str(" (next day)")?;
         }
@@ -98,7 +125,10 @@ pub struct Holiday {
 
 impl Holiday {
     pub fn new(date: NaiveDate, name: impl Into<String>) -> Self {
-        Holiday { date, name: name.into() }
+        Holiday {
+            date,
+            name: name.into(),
+        }
     }
 }
 
@@ -123,11 +153,21 @@ pub struct CalendarException {
 
 impl CalendarException {
     pub fn working(start: NaiveDateTime, end: NaiveDateTime, label: impl Into<String>) -> Self {
-        CalendarException { kind: ExceptionKind::Working, start, end, label: label.into() }
+        CalendarException {
+            kind: ExceptionKind::Working,
+            start,
+            end,
+            label: label.into(),
+        }
     }
 
     pub fn closed(start: NaiveDateTime, end: NaiveDateTime, label: impl Into<String>) -> Self {
-        CalendarException { kind: ExceptionKind::Closed, start, end, label: label.into() }
+        CalendarException {
+            kind: ExceptionKind::Closed,
+            start,
+            end,
+            label: label.into(),
+        }
     }
 
     /// Closed from the start of `first` to the end of `last` (both local dates, inclusive).
@@ -201,7 +241,10 @@ impl BusinessCalendar {
             Err(_) => {
                 problems.push(problem(
                     "time_zone",
-                    format!("`{}` is not an IANA time zone (e.g. Europe/Stockholm)", spec.time_zone),
+                    format!(
+                        "`{}` is not an IANA time zone (e.g. Europe/Stockholm)",
+                        spec.time_zone
+                    ),
                 ));
                 None
             }
@@ -209,7 +252,10 @@ impl BusinessCalendar {
         check_weekly_hours(&spec.weekly_hours, &mut problems);
         for (index, holiday) in spec.holidays.iter().enumerate() {
             if !year_supported(holiday.date.year()) {
-                problems.push(problem(format!("holidays[{index}].date"), out_of_range(holiday.date.year())));
+                problems.push(problem(
+                    format!("holidays[{index}].date"),
+                    out_of_range(holiday.date.year()),
+                ));
             }
         }
         check_exceptions(&spec.exceptions, &mut problems);
@@ -226,7 +272,11 @@ impl BusinessCalendar {
             .into_iter()
             .map(|weekday| WorkingSpan::daytime(weekday, 0, MINUTES_PER_DAY))
             .collect();
-        let spec = CalendarSpec { time_zone: zone.name().to_owned(), weekly_hours, ..CalendarSpec::default() };
+        let spec = CalendarSpec {
+            time_zone: zone.name().to_owned(),
+            weekly_hours,
+            ..CalendarSpec::default()
+        };
         Self::assemble(zone, spec)
     }
 
@@ -238,12 +288,14 @@ impl BusinessCalendar {
         for indexes in &mut spans_by_weekday {
             indexes.sort_by_key(|&index| spec.weekly_hours[index].start_minute);
         }
-        let mut holiday_dates: Vec<NaiveDate> = spec.holidays.iter().map(|holiday| holiday.date).collect();
+        let mut holiday_dates: Vec<NaiveDate> =
+            spec.holidays.iter().map(|holiday| holiday.date).collect();
         holiday_dates.sort_unstable();
         holiday_dates.dedup();
         let by_kind = |kind: ExceptionKind| {
-            let mut indexes: Vec<usize> =
-                (0..spec.exceptions.len()).filter(|&index| spec.exceptions[index].kind == kind).collect();
+            let mut indexes: Vec<usize> = (0..spec.exceptions.len())
+                .filter(|&index| spec.exceptions[index].kind == kind)
+                .collect();
             indexes.sort_by_key(|&index| spec.exceptions[index].start);
             indexes
         };
@@ -293,11 +345,18 @@ impl BusinessCalendar {
 
     /// Every name given to `date` (two feeds may both list Christmas).
     pub fn holiday_names(&self, date: NaiveDate) -> Vec<String> {
-        self.holidays.iter().filter(|holiday| holiday.date == date).map(|holiday| holiday.name.clone()).collect()
+        self.holidays
+            .iter()
+            .filter(|holiday| holiday.date == date)
+            .map(|holiday| holiday.name.clone())
+            .collect()
     }
 
     /// The same calendar with more holidays (e.g. from [`crate::holidays_from_ics`]), re-validated.
-    pub fn with_holidays(&self, holidays: impl IntoIterator<Item = Holiday>) -> Result<Self, CalendarProblems> {
+    pub fn with_holidays(
+        &self,
+        holidays: impl IntoIterator<Item = Holiday>,
+    ) -> Result<Self, CalendarProblems> {
         let mut spec = self.spec();
         spec.holidays.extend(holidays);
         Self::new(spec)
@@ -305,7 +364,10 @@ impl BusinessCalendar {
 }
 
 fn problem(field: impl Into<String>, description: impl Into<String>) -> CalendarProblem {
-    CalendarProblem { field: field.into(), description: description.into() }
+    CalendarProblem {
+        field: field.into(),
+        description: description.into(),
+    }
 }
 
 pub(crate) fn year_supported(year: i32) -> bool {
@@ -313,7 +375,9 @@ pub(crate) fn year_supported(year: i32) -> bool {
 }
 
 fn out_of_range(year: i32) -> String {
-    format!("year {year} is outside the supported years {FIRST_SUPPORTED_YEAR}–{LAST_SUPPORTED_YEAR}")
+    format!(
+        "year {year} is outside the supported years {FIRST_SUPPORTED_YEAR}–{LAST_SUPPORTED_YEAR}"
+    )
 }
 
 fn check_weekly_hours(spans: &[WorkingSpan], problems: &mut Vec<CalendarProblem>) {
@@ -330,7 +394,10 @@ fn check_weekly_hours(spans: &[WorkingSpan], problems: &mut Vec<CalendarProblem>
         let field = |name: &str| format!("weekly_hours[{index}].{name}");
         let mut fine = true;
         if span.start_minute >= MINUTES_PER_DAY {
-            problems.push(problem(field("start_minute"), "must be below 1440 (minutes from local midnight)"));
+            problems.push(problem(
+                field("start_minute"),
+                "must be below 1440 (minutes from local midnight)",
+            ));
             fine = false;
         }
         if span.ends_next_day {
@@ -343,7 +410,10 @@ fn check_weekly_hours(spans: &[WorkingSpan], problems: &mut Vec<CalendarProblem>
                 fine = false;
             }
         } else if span.end_minute > MINUTES_PER_DAY {
-            problems.push(problem(field("end_minute"), "must be at most 1440 (midnight at the end of the day)"));
+            problems.push(problem(
+                field("end_minute"),
+                "must be at most 1440 (midnight at the end of the day)",
+            ));
             fine = false;
         } else if span.end_minute <= span.start_minute {
             problems.push(problem(
@@ -369,7 +439,10 @@ fn check_weekly_hours(spans: &[WorkingSpan], problems: &mut Vec<CalendarProblem>
             if overlap(0, 0) || overlap(WEEK, 0) || overlap(0, WEEK) {
                 problems.push(problem(
                     format!("weekly_hours[{later}]"),
-                    format!("{} overlaps weekly_hours[{earlier}] ({})", spans[later], spans[earlier]),
+                    format!(
+                        "{} overlaps weekly_hours[{earlier}] ({})",
+                        spans[later], spans[earlier]
+                    ),
                 ));
             }
         }
@@ -386,7 +459,10 @@ fn check_exceptions(exceptions: &[CalendarException], problems: &mut Vec<Calenda
                 problems.push(problem(field(name), out_of_range(at.year())));
                 fine = false;
             } else if at.second() != 0 || at.nanosecond() != 0 {
-                problems.push(problem(field(name), "must be a whole minute (calendars have minute resolution)"));
+                problems.push(problem(
+                    field(name),
+                    "must be a whole minute (calendars have minute resolution)",
+                ));
                 fine = false;
             }
         }
@@ -406,7 +482,10 @@ fn check_exceptions(exceptions: &[CalendarException], problems: &mut Vec<Calenda
             if a.start < b.end && b.start < a.end {
                 problems.push(problem(
                     format!("exceptions[{later}]"),
-                    format!("overlaps exceptions[{earlier}] ({} {}–{})", a.label, a.start, a.end),
+                    format!(
+                        "overlaps exceptions[{earlier}] ({} {}–{})",
+                        a.label, a.start, a.end
+                    ),
                 ));
             }
         }
@@ -419,28 +498,46 @@ mod tests {
     use Weekday::*;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+        NaiveDate::from_ymd_opt(y, m, d).expect("a real date")
     }
 
     fn spec(weekly_hours: Vec<WorkingSpan>) -> CalendarSpec {
-        CalendarSpec { time_zone: "Europe/Stockholm".into(), weekly_hours, ..CalendarSpec::default() }
+        CalendarSpec {
+            time_zone: "Europe/Stockholm".into(),
+            weekly_hours,
+            ..CalendarSpec::default()
+        }
     }
 
     fn fields(problems: CalendarProblems) -> Vec<String> {
-        problems.0.into_iter().map(|problem| problem.field).collect()
+        problems
+            .0
+            .into_iter()
+            .map(|problem| problem.field)
+            .collect()
     }
 
     #[test]
     fn a_well_formed_calendar_is_accepted_and_round_trips_its_spec() {
         let given = CalendarSpec {
             holidays: vec![Holiday::new(date(2026, 12, 25), "Juldagen")],
-            exceptions: vec![CalendarException::closed_days(date(2026, 12, 24), date(2026, 12, 24), "Julafton")],
-            ..spec(vec![WorkingSpan::daytime(Mon, hm(9, 0), hm(17, 0)), WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0))])
+            exceptions: vec![CalendarException::closed_days(
+                date(2026, 12, 24),
+                date(2026, 12, 24),
+                "Julafton",
+            )],
+            ..spec(vec![
+                WorkingSpan::daytime(Mon, hm(9, 0), hm(17, 0)),
+                WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0)),
+            ])
         };
-        let calendar = BusinessCalendar::new(given.clone()).unwrap();
+        let calendar = BusinessCalendar::new(given.clone()).expect("a valid calendar");
         assert_eq!(calendar.spec(), given);
         assert!(calendar.is_holiday(date(2026, 12, 25)));
-        assert_eq!(calendar.holiday_names(date(2026, 12, 25)), vec!["Juldagen".to_owned()]);
+        assert_eq!(
+            calendar.holiday_names(date(2026, 12, 25)),
+            vec!["Juldagen".to_owned()]
+        );
     }
 
     #[test]
@@ -453,14 +550,19 @@ mod tests {
                 WorkingSpan::daytime(Wed, 1440, 1440),
                 WorkingSpan::overnight(Thu, hm(22, 0), hm(23, 0)),
             ],
-            holidays: vec![Holiday::new(date(1969, 12, 31), "too early"), Holiday::new(date(2201, 1, 1), "too late")],
+            holidays: vec![
+                Holiday::new(date(1969, 12, 31), "too early"),
+                Holiday::new(date(2201, 1, 1), "too late"),
+            ],
             exceptions: vec![CalendarException::working(
-                date(2026, 5, 1).and_hms_opt(10, 0, 30).unwrap(),
-                date(2026, 5, 1).and_hms_opt(9, 0, 0).unwrap(),
+                date(2026, 5, 1)
+                    .and_hms_opt(10, 0, 30)
+                    .expect("a real time"),
+                date(2026, 5, 1).and_hms_opt(9, 0, 0).expect("a real time"),
                 "backwards",
             )],
         };
-        let problems = BusinessCalendar::new(given).unwrap_err();
+        let problems = BusinessCalendar::new(given).expect_err("an invalid input");
         assert_eq!(
             fields(problems),
             vec![
@@ -480,7 +582,10 @@ mod tests {
 
     #[test]
     fn an_empty_week_is_refused() {
-        assert_eq!(fields(BusinessCalendar::new(spec(vec![])).unwrap_err()), vec!["weekly_hours"]);
+        assert_eq!(
+            fields(BusinessCalendar::new(spec(vec![])).expect_err("an invalid input")),
+            vec!["weekly_hours"]
+        );
     }
 
     #[test]
@@ -493,8 +598,11 @@ mod tests {
             WorkingSpan::overnight(Sun, hm(23, 0), hm(2, 0)),
             WorkingSpan::daytime(Mon, hm(1, 0), hm(3, 0)),
         ]);
-        let problems = BusinessCalendar::new(given).unwrap_err();
-        assert_eq!(fields(problems), vec!["weekly_hours[1]", "weekly_hours[3]", "weekly_hours[5]"]);
+        let problems = BusinessCalendar::new(given).expect_err("an invalid input");
+        assert_eq!(
+            fields(problems),
+            vec!["weekly_hours[1]", "weekly_hours[3]", "weekly_hours[5]"]
+        );
     }
 
     #[test]
@@ -510,7 +618,7 @@ mod tests {
 
     #[test]
     fn overlapping_exceptions_are_refused() {
-        let at = |h| date(2026, 5, 1).and_hms_opt(h, 0, 0).unwrap();
+        let at = |h| date(2026, 5, 1).and_hms_opt(h, 0, 0).expect("a real time");
         let given = CalendarSpec {
             exceptions: vec![
                 CalendarException::working(at(8), at(12), "extra"),
@@ -519,12 +627,21 @@ mod tests {
             ],
             ..spec(vec![WorkingSpan::daytime(Mon, hm(9, 0), hm(17, 0))])
         };
-        assert_eq!(fields(BusinessCalendar::new(given).unwrap_err()), vec!["exceptions[1]"]);
+        assert_eq!(
+            fields(BusinessCalendar::new(given).expect_err("an invalid input")),
+            vec!["exceptions[1]"]
+        );
     }
 
     #[test]
     fn a_span_displays_as_a_person_would_write_it() {
-        assert_eq!(WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0)).to_string(), "Fri 22:00–06:00 (next day)");
-        assert_eq!(WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0)).wall_minutes(), 480);
+        assert_eq!(
+            WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0)).to_string(),
+            "Fri 22:00–06:00 (next day)"
+        );
+        assert_eq!(
+            WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0)).wall_minutes(),
+            480
+        );
     }
 }

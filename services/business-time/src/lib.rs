@@ -54,7 +54,8 @@
 //! Every answer walks working stretches (a few per day), never minutes; offset changes are found
 //! by probing the zone once per day walked. A due time five business days out costs about a
 //! week of days, whatever the calendar's size (holiday and exception lookups are binary
-//! searches); a closure of years is jumped over.
+//! searches). Days inside a closed exception are jumped over; only the zone is still probed
+//! once per day they cover.
 //!
 //! # Example
 //! ```
@@ -89,13 +90,13 @@ mod wall;
 mod tests;
 
 pub use arithmetic::{
-    BusinessTimeError, Explanation, SkippedHoliday, TimelineEntry, TimelineRule, WorkingInterval, WorkingIntervals,
-    WorkingSource,
+    BusinessTimeError, Explanation, SkippedHoliday, TimelineEntry, TimelineRule, WorkingInterval,
+    WorkingIntervals, WorkingSource,
 };
 pub use calendar::{
-    BusinessCalendar, CalendarException, CalendarProblem, CalendarProblems, CalendarSpec, ExceptionKind, Holiday,
-    WorkingSpan, hm,
+    BusinessCalendar, CalendarException, CalendarProblem, CalendarProblems, CalendarSpec,
+    ExceptionKind, Holiday, WorkingSpan, hm,
 };
-pub use ics::{IcsError, holidays_from_ics};
 /// The time zone type calendars use, so callers need not depend on chrono-tz themselves.
 pub use chrono_tz::Tz;
+pub use ics::{IcsError, holidays_from_ics};

@@ -19,7 +19,11 @@ pub(crate) enum SegmentKind {
     /// A weekly span not worked because its date is a holiday (explanations only).
     Holiday { span_index: usize, date: NaiveDate },
     /// A weekly span not worked because a closed exception covers it (explanations only).
-    Closed { span_index: usize, date: NaiveDate, exception_index: usize },
+    Closed {
+        span_index: usize,
+        date: NaiveDate,
+        exception_index: usize,
+    },
 }
 
 /// A local wall-clock stretch `[start, end)`.
@@ -59,8 +63,9 @@ pub(crate) struct WallSegments<'c> {
 impl<'c> WallSegments<'c> {
     pub(crate) fn new(calendar: &'c BusinessCalendar, from: NaiveDateTime, explain: bool) -> Self {
         let exceptions = &calendar.exceptions;
-        let next_working_exception =
-            calendar.working_exceptions.partition_point(|&index| exceptions[index].end <= from);
+        let next_working_exception = calendar
+            .working_exceptions
+            .partition_point(|&index| exceptions[index].end <= from);
         // The day before: its overnight spans may still be running at `from`.
         let first_date = from.date().pred_opt().unwrap_or(from.date());
         WallSegments {
@@ -85,7 +90,11 @@ impl<'c> WallSegments<'c> {
                 return self.buffer.front();
             }
             let date = self.next_date?;
-            self.next_date = if date >= last_supported_date() { None } else { date.succ_opt() };
+            self.next_date = if date >= last_supported_date() {
+                None
+            } else {
+                date.succ_opt()
+            };
             self.expand(date);
         }
     }
@@ -108,10 +117,16 @@ impl<'c> WallSegments<'c> {
         if !self.explain {
             // A closed stretch of days (a shutdown, a long closure) is jumped over instead of
             // walked, so that a calendar closed for years still answers at once.
-            if let Some(closed_until) = closed_through(calendar, day_start, day_start + TimeDelta::days(2)) {
+            if let Some(closed_until) =
+                closed_through(calendar, day_start, day_start + TimeDelta::days(2))
+            {
                 // Spans of earlier dates end by the midnight two days after they start, which is
                 // still inside the closure; the day before its end may reach past it.
-                let resume = closed_until.date().pred_opt().unwrap_or(date).max(date + TimeDelta::days(1));
+                let resume = closed_until
+                    .date()
+                    .pred_opt()
+                    .unwrap_or(date)
+                    .max(date + TimeDelta::days(1));
                 if self.next_date.is_some_and(|next| next < resume) {
                     self.next_date = Some(resume).filter(|&resume| resume <= last_supported_date());
                 }
@@ -124,7 +139,13 @@ impl<'c> WallSegments<'c> {
                 break;
             }
             self.next_working_exception += 1;
-            self.push(exception.start, exception.end, SegmentKind::ExtraWorking { exception_index: index });
+            self.push(
+                exception.start,
+                exception.end,
+                SegmentKind::ExtraWorking {
+                    exception_index: index,
+                },
+            );
         }
         let holiday = calendar.is_holiday(date);
         if holiday && !self.explain {
@@ -138,28 +159,48 @@ impl<'c> WallSegments<'c> {
                 continue;
             }
             // Extra working time wins over the span it overlaps, so no minute counts twice.
-            split_by(calendar, &calendar.working_exceptions, start, end, |start, end, inside| {
-                if inside.is_some() {
-                    return;
-                }
-                if holiday {
-                    self.push(start, end, SegmentKind::Holiday { span_index, date });
-                    return;
-                }
-                split_by(calendar, &calendar.closed_exceptions, start, end, |start, end, inside| match inside {
-                    None => self.push(start, end, SegmentKind::Weekly { span_index, date }),
-                    Some(exception_index) if self.explain => {
-                        self.push(start, end, SegmentKind::Closed { span_index, date, exception_index })
+            split_by(
+                calendar,
+                &calendar.working_exceptions,
+                start,
+                end,
+                |start, end, inside| {
+                    if inside.is_some() {
+                        return;
                     }
-                    Some(_) => {}
-                });
-            });
+                    if holiday {
+                        self.push(start, end, SegmentKind::Holiday { span_index, date });
+                        return;
+                    }
+                    split_by(
+                        calendar,
+                        &calendar.closed_exceptions,
+                        start,
+                        end,
+                        |start, end, inside| match inside {
+                            None => self.push(start, end, SegmentKind::Weekly { span_index, date }),
+                            Some(exception_index) if self.explain => self.push(
+                                start,
+                                end,
+                                SegmentKind::Closed {
+                                    span_index,
+                                    date,
+                                    exception_index,
+                                },
+                            ),
+                            Some(_) => {}
+                        },
+                    );
+                },
+            );
         }
         self.sort_buffer();
     }
 
     fn sort_buffer(&mut self) {
-        self.buffer.make_contiguous().sort_by_key(|segment| segment.start);
+        self.buffer
+            .make_contiguous()
+            .sort_by_key(|segment| segment.start);
     }
 }
 
@@ -193,9 +234,15 @@ fn split_by(
 }
 
 /// The end of the closed exception covering all of `[start, end)`, if one does.
-fn closed_through(calendar: &BusinessCalendar, start: NaiveDateTime, end: NaiveDateTime) -> Option<NaiveDateTime> {
+fn closed_through(
+    calendar: &BusinessCalendar,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+) -> Option<NaiveDateTime> {
     let exceptions = &calendar.exceptions;
-    let position = calendar.closed_exceptions.partition_point(|&index| exceptions[index].start <= start);
+    let position = calendar
+        .closed_exceptions
+        .partition_point(|&index| exceptions[index].start <= start);
     let exception = &exceptions[*calendar.closed_exceptions.get(position.checked_sub(1)?)?];
     (exception.end >= end).then_some(exception.end)
 }
