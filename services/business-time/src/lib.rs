@@ -55,7 +55,8 @@
 //! by probing the zone once per day walked. A due time five business days out costs about a
 //! week of days, whatever the calendar's size (holiday and exception lookups are binary
 //! searches). Days inside a closed exception are jumped over; only the zone is still probed
-//! once per day they cover.
+//! once per day they cover. `examples/due_times.rs` measures it (about 2 µs per due time up to
+//! five business days out, with this crate optimised; no test asserts a timing).
 //!
 //! # Example
 //! ```
