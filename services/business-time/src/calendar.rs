@@ -7,6 +7,7 @@ use std::fmt;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Weekday};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 const WEEK: [Weekday; 7] = [
     Weekday::Mon,
@@ -37,7 +38,7 @@ pub const fn hm(hours: u32, minutes: u32) -> u32 {
 /// Friday's schedule, so a holiday on Friday removes all of it and a holiday on Saturday none of
 /// it. Minutes are wall-clock minutes; see the crate docs for what happens when a DST change
 /// falls inside a span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WorkingSpan {
     pub weekday: Weekday,
     /// Minute of the local day the span starts at, `0..1440`.
@@ -117,7 +118,7 @@ impl fmt::Display for WorkingSpan {
 }
 
 /// A whole local date off, e.g. a public holiday.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Holiday {
     pub date: NaiveDate,
     pub name: String,
@@ -133,7 +134,8 @@ impl Holiday {
 }
 
 /// Whether a one-off exception adds working time or removes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExceptionKind {
     /// Extra working time, counted even on a holiday or outside the weekly hours.
     Working,
@@ -143,7 +145,7 @@ pub enum ExceptionKind {
 
 /// One-off working or closed time over a local wall-clock range `[start, end)`, e.g. "open
 /// Saturday 6 December 09:00–13:00" or "closed 24 December from 12:00".
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CalendarException {
     pub kind: ExceptionKind,
     pub start: NaiveDateTime,
@@ -177,9 +179,10 @@ impl CalendarException {
     }
 }
 
-/// A calendar as a user (or the SLA API) writes it, unchecked. [`BusinessCalendar::new`] turns
+/// A calendar as a user (or the SLA API) writes it, unchecked. It (de)serializes with serde, so a
+/// service can store each calendar version as one JSON document and recompute old clocks with it. [`BusinessCalendar::new`] turns
 /// it into something the arithmetic can use, or says everything that is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CalendarSpec {
     /// IANA name, e.g. `Europe/Stockholm`.
     pub time_zone: String,
@@ -190,7 +193,7 @@ pub struct CalendarSpec {
 
 /// One thing wrong with a [`CalendarSpec`], at a field path like `weekly_hours[2].end_minute`,
 /// ready to become a `google.rpc.BadRequest` field violation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarProblem {
     pub field: String,
     pub description: String,
@@ -537,6 +540,27 @@ mod tests {
         assert_eq!(
             calendar.holiday_names(date(2026, 12, 25)),
             vec!["Juldagen".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_spec_survives_a_trip_through_json() {
+        let given = CalendarSpec {
+            holidays: vec![Holiday::new(date(2026, 12, 25), "Juldagen")],
+            exceptions: vec![CalendarException::working(
+                date(2026, 12, 5).and_hms_opt(9, 0, 0).expect("a real time"),
+                date(2026, 12, 5)
+                    .and_hms_opt(13, 0, 0)
+                    .expect("a real time"),
+                "Saturday cover",
+            )],
+            ..spec(vec![WorkingSpan::overnight(Fri, hm(22, 0), hm(6, 0))])
+        };
+        let json = serde_json::to_string(&given).expect("serializable");
+        assert!(json.contains(r#""kind":"working""#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<CalendarSpec>(&json).expect("deserializable"),
+            given
         );
     }
 

@@ -276,14 +276,18 @@ mod tests {
         let ics = feed(
             "BEGIN:VEVENT\r\nUID:xmas@example\r\nDTSTART;VALUE=DATE:20201225\r\nDTEND;VALUE=DATE:20201226\r\n\
              RRULE:FREQ=YEARLY\r\nSUMMARY:Juldagen\r\nEND:VEVENT\r\n\
-             BEGIN:VEVENT\r\nUID:may@example\r\nDTSTART;VALUE=DATE:20260501\r\nSUMMARY:Första maj\r\nEND:VEVENT\r\n",
+             BEGIN:VEVENT\r\nUID:may@example\r\nDTSTART;VALUE=DATE:20260501\r\nSUMMARY:Första maj\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:thanks@example\r\nDTSTART;VALUE=DATE:20001123\r\n\
+             RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=4TH\r\nSUMMARY:Thanksgiving\r\nEND:VEVENT\r\n",
         );
         let holidays = holidays_from_ics(&ics, 2026..=2027).expect("a valid feed");
         assert_eq!(
             holidays,
             vec![
                 Holiday::new(date(2026, 5, 1), "Första maj"),
+                Holiday::new(date(2026, 11, 26), "Thanksgiving"),
                 Holiday::new(date(2026, 12, 25), "Juldagen"),
+                Holiday::new(date(2027, 11, 25), "Thanksgiving"),
                 Holiday::new(date(2027, 12, 25), "Juldagen"),
             ]
         );
