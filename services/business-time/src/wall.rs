@@ -116,7 +116,7 @@ impl<'c> WallSegments<'c> {
         let next_day_start = day_start + TimeDelta::days(1);
         if !self.explain {
             // A closed stretch of days (a shutdown, a long closure) is jumped over instead of
-            // walked, so that a calendar closed for years still answers at once.
+            // expanded day by day; only the zone's offset is still probed once per day.
             if let Some(closed_until) =
                 closed_through(calendar, day_start, day_start + TimeDelta::days(2))
             {
