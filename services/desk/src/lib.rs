@@ -25,7 +25,11 @@ use tonic::service::RoutesBuilder;
 use cli::{Cli, Command};
 
 /// Target names `desk serve --target` accepts; the other services join here as they land.
-pub const SERVICES: &[&str] = &[desk_tickets::SERVICE, desk_cmdb::SERVICE];
+pub const SERVICES: &[&str] = &[
+    desk_tickets::SERVICE,
+    desk_cmdb::SERVICE,
+    desk_directory::SERVICE,
+];
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -165,6 +169,9 @@ async fn migrate(target: &str, settings: &Settings) -> anyhow::Result<()> {
         desk_cmdb::SERVICE => {
             desk_cmdb::open_database(settings).await?;
         }
+        desk_directory::SERVICE => {
+            desk_directory::open_database(settings).await?;
+        }
         other => anyhow::bail!("no migrations for {other}"),
     }
     Ok(())
@@ -178,6 +185,7 @@ async fn build_target(
     match target {
         desk_tickets::SERVICE => desk_tickets::build(platform, routes).await,
         desk_cmdb::SERVICE => desk_cmdb::build(platform, routes).await,
+        desk_directory::SERVICE => desk_directory::build(platform, routes).await,
         other => anyhow::bail!("unknown target {other}"),
     }
 }
