@@ -42,6 +42,14 @@ use domain::{
 
 pub const SERVICE: &str = "cmdb";
 pub const GRPC_SERVICE: &str = "desk.cmdb.v1.CmdbService";
+
+/// The service as a process runs it: `desk serve --target cmdb`, `desk migrate`, the service tests.
+pub const ENTRY: desk_kit::ServiceEntry = desk_kit::ServiceEntry {
+    name: SERVICE,
+    grpc_service: GRPC_SERVICE,
+    migrate: |settings| Box::pin(async move { open_database(settings).await.map(drop) }),
+    build: |platform, routes| Box::pin(build(platform, routes)),
+};
 /// The smallest gRPC message limit of the CMDB, whatever `grpc.max_message_bytes` says: enough
 /// for a full import batch (`MAX_IMPORT_ITEMS` items) and its plan.
 pub const IMPORT_MESSAGE_BYTES: usize = 16 * 1024 * 1024;

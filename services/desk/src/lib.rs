@@ -5,7 +5,8 @@
 //! - [`run`]: dispatches a command: `up` (monolithic), `serve` (microservices), `migrate`, `token`.
 //! - [`nats`]: the nats-server `desk up` starts when no NATS URL is given.
 //! - [`demo`]: the demo tenant `desk up --demo` seeds through the public API.
-//! - [`SERVICES`]: the services this binary can run, by target name.
+//! - [`SERVICES`]: the services this binary can run (each crate's `ENTRY`), started through
+//!   `desk_kit::host::run`, the same start-up the service tests use.
 
 pub mod cli;
 pub mod demo;
@@ -15,21 +16,18 @@ use std::{path::Path, sync::Arc};
 
 use anyhow::Context as _;
 use desk_kit::{
-    Platform, ServiceParts,
+    ServiceEntry,
     clock::SystemClock,
     settings::{Secret, Settings},
 };
 use tokio::net::TcpListener;
-use tonic::service::RoutesBuilder;
 
 use cli::{Cli, Command};
 
-/// Target names `desk serve --target` accepts; the other services join here as they land.
-pub const SERVICES: &[&str] = &[
-    desk_tickets::SERVICE,
-    desk_cmdb::SERVICE,
-    desk_directory::SERVICE,
-];
+/// The services this binary runs, in start-up order; `desk serve --target` names them by
+/// `ServiceEntry::name`. The other services join here as they land.
+pub const SERVICES: &[ServiceEntry] =
+    &[desk_tickets::ENTRY, desk_cmdb::ENTRY, desk_directory::ENTRY];
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -68,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|s| s.expose().clone())
                 .unwrap_or_default();
             let auth = settings.auth.clone();
+            let data_dir = settings.data_dir.clone();
             serve_targets(listener, settings, SERVICES, move || {
                 if demo {
                     tokio::spawn(async move {
@@ -75,6 +74,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             tracing::error!(error = %format!("{error:#}"), "demo seeding failed");
                         }
                     });
+                } else {
+                    // The last thing on screen: that it is ready, and the first thing to do.
+                    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+                    println!("desk ready at {address} ({})", names.join(", "));
+                    println!(
+                        "a token: desk token --data-dir {} --tenant acme --sub ada --role admin",
+                        data_dir.display()
+                    );
                 }
             })
             .await
@@ -88,10 +95,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = TcpListener::bind(settings.grpc.listen)
                 .await
                 .with_context(|| format!("binding {}", settings.grpc.listen))?;
+            let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
             println!(
                 "desk listening on {} (targets: {})",
                 listener.local_addr()?,
-                targets.join(",")
+                names.join(",")
             );
             let _telemetry = desk_kit::telemetry::init("desk")?;
             serve_targets(listener, settings, &targets, || {}).await
@@ -107,8 +115,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 check_targets(&args.target)?
             };
             for target in targets {
-                migrate(target, &settings).await?;
-                println!("migrated {target}");
+                (target.migrate)(&settings)
+                    .await
+                    .with_context(|| format!("migrating {}", target.name))?;
+                println!("migrated {}", target.name);
             }
             Ok(())
         }
@@ -143,80 +153,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn check_targets(targets: &[String]) -> anyhow::Result<Vec<&'static str>> {
+fn check_targets(targets: &[String]) -> anyhow::Result<Vec<ServiceEntry>> {
     targets
         .iter()
         .map(|t| {
             SERVICES
                 .iter()
-                .find(|s| **s == t.trim())
+                .find(|s| s.name == t.trim())
                 .copied()
                 .ok_or_else(|| {
+                    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
                     anyhow::anyhow!(
                         "unknown target {t:?}; this build runs: {}",
-                        SERVICES.join(", ")
+                        names.join(", ")
                     )
                 })
         })
         .collect()
 }
 
-async fn migrate(target: &str, settings: &Settings) -> anyhow::Result<()> {
-    match target {
-        desk_tickets::SERVICE => {
-            desk_tickets::open_database(settings).await?;
-        }
-        desk_cmdb::SERVICE => {
-            desk_cmdb::open_database(settings).await?;
-        }
-        desk_directory::SERVICE => {
-            desk_directory::open_database(settings).await?;
-        }
-        other => anyhow::bail!("no migrations for {other}"),
-    }
-    Ok(())
-}
-
-async fn build_target(
-    target: &str,
-    platform: &Platform,
-    routes: &mut RoutesBuilder,
-) -> anyhow::Result<ServiceParts> {
-    match target {
-        desk_tickets::SERVICE => desk_tickets::build(platform, routes).await,
-        desk_cmdb::SERVICE => desk_cmdb::build(platform, routes).await,
-        desk_directory::SERVICE => desk_directory::build(platform, routes).await,
-        other => anyhow::bail!("unknown target {other}"),
-    }
-}
-
-/// Connects the platform, builds each target and serves them until SIGTERM or Ctrl-C.
+/// Serves `targets` on `listener` until SIGTERM or Ctrl-C, on the wall clock.
 async fn serve_targets(
     listener: TcpListener,
-    mut settings: Settings,
-    targets: &[&str],
+    settings: Settings,
+    targets: &[ServiceEntry],
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    // Services call each other at this process's address unless `services.<name>.url` says
-    // otherwise: the bound address, also when `--listen` asked for port 0.
-    settings.grpc.listen = listener.local_addr()?;
-    let platform = Platform::connect(settings, Arc::new(SystemClock)).await?;
-    let mut routes = RoutesBuilder::default();
-    let mut parts = Vec::new();
-    for target in targets {
-        parts.push(
-            build_target(target, &platform, &mut routes)
-                .await
-                .with_context(|| format!("starting {target}"))?,
-        );
-        tracing::info!(service = %target, "service ready");
-    }
-    on_ready();
-    desk_kit::host::serve(
+    desk_kit::host::run(
         listener,
-        &platform,
-        routes,
-        parts,
+        settings,
+        Arc::new(SystemClock),
+        targets,
+        on_ready,
         desk_kit::host::shutdown_signal(),
     )
     .await

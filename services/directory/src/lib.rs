@@ -37,6 +37,14 @@ use tonic::service::RoutesBuilder;
 pub const SERVICE: &str = "directory";
 /// The public gRPC service, as reflection and health name it.
 pub const GRPC_SERVICE: &str = "desk.directory.v1.DirectoryService";
+/// The service as a process runs it: `desk serve --target directory`, `desk migrate`, the
+/// service tests.
+pub const ENTRY: desk_kit::ServiceEntry = desk_kit::ServiceEntry {
+    name: SERVICE,
+    grpc_service: GRPC_SERVICE,
+    migrate: |settings| Box::pin(async move { open_database(settings).await.map(drop) }),
+    build: |platform, routes| Box::pin(build(platform, routes)),
+};
 /// The smallest gRPC message limit of the directory, whatever `grpc.max_message_bytes` says:
 /// enough for a provisioning batch of `MAX_PROVISIONING_PEOPLE` people and its plan.
 pub const PROVISIONING_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -1,9 +1,13 @@
 //! Composes services into one gRPC server and runs it until shutdown (STYLE 1, 2, 12).
 //!
-//! Every service crate exposes `build(&Platform, &mut RoutesBuilder) -> ServiceParts`; the `desk`
-//! binary builds the services a process runs and hands them to [`serve`], which adds the gRPC
-//! health protocol, server reflection (v1 and v1alpha: common clients still speak only v1alpha),
-//! gRPC-Web, request spans parented on the caller's `traceparent`, and ordered shutdown.
+//! Every service crate exposes a [`ServiceEntry`]: its name, how to migrate its database and how to
+//! build it (`build(&Platform, &mut RoutesBuilder) -> ServiceParts`). [`run`] is how a process
+//! starts: it connects the [`Platform`], builds the entries it was given and hands them to
+//! [`serve`], which adds the gRPC health protocol, server reflection (v1 and v1alpha: common
+//! clients still speak only v1alpha), gRPC-Web, request spans parented on the caller's
+//! `traceparent`, and ordered shutdown. The `desk` binary and the service tests
+//! (`desk_testkit::service`) both start services through [`run`], so a test boots exactly what
+//! production boots, with a clock of its choosing.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -93,6 +97,69 @@ impl ServiceParts {
         self.consumers.push(consumer.health);
         self
     }
+}
+
+/// A future borrowed from its arguments, as the entries' function pointers return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One service a process can run, as its crate describes it (`desk_tickets::ENTRY`).
+///
+/// Plain function pointers, so a list of entries is a `const` the binary and tests share:
+/// `desk serve --target` picks from it, `desk migrate` calls each `migrate`, and [`run`] each
+/// `build`.
+#[derive(Clone, Copy)]
+pub struct ServiceEntry {
+    /// `tickets`, `cmdb`...: the target name, and the service's name in subjects and settings.
+    pub name: &'static str,
+    /// The public gRPC service (`desk.tickets.v1.TicketService`).
+    pub grpc_service: &'static str,
+    /// Connects and migrates the service's database, then lets it go.
+    pub migrate: for<'a> fn(&'a Settings) -> BoxFuture<'a, anyhow::Result<()>>,
+    /// Builds the service into a process: registers its routes, starts its workers.
+    pub build: for<'a> fn(
+        &'a Platform,
+        &'a mut RoutesBuilder,
+    ) -> BoxFuture<'a, anyhow::Result<ServiceParts>>,
+}
+
+impl std::fmt::Debug for ServiceEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceEntry")
+            .field("name", &self.name)
+            .field("grpc_service", &self.grpc_service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a process: connects the platform with `clock`, builds each of `services`, calls
+/// `on_ready` once all are built, and serves them on `listener` until `shutdown` resolves.
+///
+/// Services call each other at this process's own address unless `services.<name>.url` says
+/// otherwise, so `grpc.listen` is set to the bound address (also when the listener asked for
+/// port 0).
+pub async fn run(
+    listener: TcpListener,
+    mut settings: Settings,
+    clock: SharedClock,
+    services: &[ServiceEntry],
+    on_ready: impl FnOnce(),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    settings.grpc.listen = listener.local_addr()?;
+    let platform = Platform::connect(settings, clock).await?;
+    let mut routes = RoutesBuilder::default();
+    let mut parts = Vec::with_capacity(services.len());
+    for service in services {
+        parts.push(
+            (service.build)(&platform, &mut routes)
+                .await
+                .with_context(|| format!("starting {}", service.name))?,
+        );
+        tracing::info!(service = %service.name, "service ready");
+    }
+    on_ready();
+    serve(listener, &platform, routes, parts, shutdown).await
 }
 
 /// How long workers get to reach a message boundary after the server has drained.

@@ -53,12 +53,18 @@
 //!    [`events::Consumer::spawn`]ed into [`ServiceParts::with_consumer`]. In-memory read models
 //!    that every replica must keep follow a stream with [`events::follow::Follow`] instead.
 //!    Calls to another service go through [`calls::ServiceCalls`].
-//! 6. **Binary**: `services/desk` names the target in `SERVICES`, `migrate` and `build_target`
-//!    (`services/desk/src/lib.rs`), and depends on the crate.
-//! 7. **Tests**: one integration-test binary (`tests/service.rs` with a `support` module that boots
-//!    the service through `build` and `host::serve` on port 0, on `desk_testkit`'s PostgreSQL,
-//!    SQLite and nats-server), domain unit tests beside the code, and a `desk-bench` suite in
-//!    `e2e/` when the issue names figures.
+//!    The crate exports `pub const ENTRY: desk_kit::ServiceEntry` (name, gRPC service,
+//!    `migrate` = `open_database`, `build`), copied from `desk_tickets::ENTRY`.
+//! 6. **Binary**: `services/desk` lists `desk_sla::ENTRY` in `SERVICES`
+//!    (`services/desk/src/lib.rs`) and depends on the crate; `desk up`, `desk serve --target sla`
+//!    and `desk migrate` then know it.
+//! 7. **Tests**: one integration-test binary (`tests/service.rs`) whose `support` module wraps
+//!    `desk_testkit::service::ServiceUnderTest` — the service booted by [`host::run`] with its
+//!    `ENTRY`, exactly as the binary boots it, on the testkit's PostgreSQL, SQLite and
+//!    nats-server, on a manual clock when time matters (`Harness::manual_clock`) — with the
+//!    service's typed client and request builders (see `services/tickets/tests/support`);
+//!    domain unit tests beside the code; a `desk-bench` suite in `e2e/` when the issue names
+//!    figures.
 
 pub mod auth;
 pub mod blocking;
@@ -79,4 +85,4 @@ pub mod settings;
 mod string_enum;
 pub mod telemetry;
 
-pub use host::{Platform, ServiceParts};
+pub use host::{Platform, ServiceEntry, ServiceParts};

@@ -1,5 +1,6 @@
 //! Real servers for tests: a nats-server on a free port, a throwaway PostgreSQL cluster with one
-//! fresh database per test, and fresh SQLite files. No mocks (ARCHITECTURE.md §13).
+//! fresh database per test, fresh SQLite files, and the harness every service's tests boot their
+//! service with. No mocks (ARCHITECTURE.md §13).
 //!
 //! # Layout
 //!
@@ -17,9 +18,13 @@
 //!   `tuned_for_tests = false`, i.e. durable commits), stopped when the [`PgCluster`] is dropped.
 //! - [`sqlite_database`]: a fresh SQLite file in a temporary directory.
 //! - [`every_database`]: `[postgres, sqlite]`, for tests that must pass on both backends.
+//! - [`service`]: [`service::ServiceUnderTest`] — one service booted through the binary's own
+//!   start-up (`desk_kit::host::run` with the crate's `ENTRY`) on those servers, optionally on a
+//!   manual clock ([`service::Harness`]), with the helpers every service test needs (tokens,
+//!   row counts, the events it published, status checks).
 //!
 //! Servers are processes started from binaries on the machine (`make deps` installs them);
-//! the crate itself has no database or NATS client: databases are created with `psql`.
+//! databases are created with `psql`.
 //!
 //! # Example
 //!
@@ -35,6 +40,7 @@
 
 pub mod nats;
 pub mod postgres;
+pub mod service;
 mod util;
 
 use std::path::{Path, PathBuf};

@@ -35,6 +35,14 @@ pub const SERVICE: &str = "tickets";
 /// The public gRPC service, as reflection and health name it.
 pub const GRPC_SERVICE: &str = "desk.tickets.v1.TicketService";
 
+/// The service as a process runs it: `desk serve --target tickets`, `desk migrate`, the service tests.
+pub const ENTRY: desk_kit::ServiceEntry = desk_kit::ServiceEntry {
+    name: SERVICE,
+    grpc_service: GRPC_SERVICE,
+    migrate: |settings| Box::pin(async move { open_database(settings).await.map(drop) }),
+    build: |platform, routes| Box::pin(build(platform, routes)),
+};
+
 /// Connects and migrates the service's database.
 pub async fn open_database(platform_settings: &desk_kit::settings::Settings) -> anyhow::Result<Db> {
     let url = platform_settings.database_url_for(SERVICE);
