@@ -148,7 +148,9 @@ impl TeamInput<'_> {
             skills: checked_team_skills("skills", self.skills, catalog, violations),
             follow_the_sun: self.follow_the_sun,
         };
-        fields.check_together(violations);
+        if !violations.names("time_zone") {
+            fields.check_together(violations);
+        }
         (violations.len() == before).then_some(fields)
     }
 }

@@ -275,15 +275,49 @@ pub fn locale(field: &str, value: &str, violations: &mut Violations) -> Option<S
         return None;
     }
     match icu_locale_core::Locale::try_from_str(&value.replace('_', "-")) {
-        Ok(parsed) if !parsed.id.language.is_unknown() => Some(parsed.to_string()),
-        Ok(_) => {
-            violations.push(field, "names no language (und)");
+        Ok(parsed) if known_language(parsed.id.language.as_str()) => Some(parsed.to_string()),
+        Ok(parsed) => {
+            violations.push(
+                field,
+                format!(
+                    "{:?} is not a language people read",
+                    parsed.id.language.as_str()
+                ),
+            );
             None
         }
         Err(_) => {
             violations.push(field, format!("not a BCP 47 locale: {value:?}"));
             None
         }
+    }
+}
+
+/// ISO 639-1: every two-letter language code.
+const ISO_639_1: &[&str] = &[
+    "aa", "ab", "ae", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az", "ba", "be", "bg", "bh",
+    "bi", "bm", "bn", "bo", "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da",
+    "de", "dv", "dz", "ee", "el", "en", "eo", "es", "et", "eu", "fa", "ff", "fi", "fj", "fo", "fr",
+    "fy", "ga", "gd", "gl", "gn", "gu", "gv", "ha", "he", "hi", "ho", "hr", "ht", "hu", "hy", "hz",
+    "ia", "id", "ie", "ig", "ii", "ik", "io", "is", "it", "iu", "ja", "jv", "ka", "kg", "ki", "kj",
+    "kk", "kl", "km", "kn", "ko", "kr", "ks", "ku", "kv", "kw", "ky", "la", "lb", "lg", "li", "ln",
+    "lo", "lt", "lu", "lv", "mg", "mh", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "na", "nb",
+    "nd", "ne", "ng", "nl", "nn", "no", "nr", "nv", "ny", "oc", "oj", "om", "or", "os", "pa", "pi",
+    "pl", "ps", "pt", "qu", "rm", "rn", "ro", "ru", "rw", "sa", "sc", "sd", "se", "sg", "si", "sk",
+    "sl", "sm", "sn", "so", "sq", "sr", "ss", "st", "su", "sv", "sw", "ta", "te", "tg", "th", "ti",
+    "tk", "tl", "tn", "to", "tr", "ts", "tt", "tw", "ty", "ug", "uk", "ur", "uz", "ve", "vi", "vo",
+    "wa", "wo", "xh", "yi", "yo", "za", "zh", "zu",
+];
+
+/// Whether a language subtag names a language: a two-letter one must be an ISO 639-1 code
+/// (BCP 47 prefers those where they exist, so `xx` is unknown, not obscure); three letters are
+/// ISO 639-2/3 codes, of which there are thousands, taken as given. The 4- to 8-letter forms
+/// the grammar reserves, and `und`, name no language anyone reads.
+fn known_language(language: &str) -> bool {
+    match language.len() {
+        2 => ISO_639_1.contains(&language),
+        3 => language != "und",
+        _ => false,
     }
 }
 
@@ -429,7 +463,16 @@ mod tests {
         );
         assert_eq!(check(locale, "en"), Ok(Some("en".to_owned())));
         assert_eq!(check(locale, "sv_SE"), Ok(Some("sv-SE".to_owned())));
-        for given in ["english", "en-", "12-34", "und", "x"] {
+        for given in [
+            "english",
+            "en-",
+            "12-34",
+            "und",
+            "x",
+            "xx",
+            "xx-invalid-locale",
+            "klingon",
+        ] {
             assert!(check(locale, given).is_err(), "{given:?} passed");
         }
     }

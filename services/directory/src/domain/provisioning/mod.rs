@@ -168,9 +168,11 @@ pub fn check_batch(
             true,
             &mut violations,
         );
+        let mut duplicate = false;
         if let Some(external_id) = &external_id
             && let Some(first) = by_external_id.insert(input.external_id, index)
         {
+            duplicate = true;
             violations.push(
                 format!("{prefix}external_id"),
                 format!("{external_id} is also people[{first}]'s: each person once per batch"),
@@ -186,8 +188,10 @@ pub fn check_batch(
                 &mut violations,
             )
         };
+        // A duplicate person is one violation, not also one of the subject it defaults to.
         if let Some(subject) = &subject
             && let Some(first) = by_subject.insert(subject_key(input), index)
+            && !duplicate
         {
             violations.push(
                 format!("{prefix}subject"),
