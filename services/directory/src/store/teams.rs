@@ -7,6 +7,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
+    sea_query::{Expr, ExprTrait, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -186,22 +187,20 @@ impl DirectoryStore {
         skill: &str,
         region: Option<&str>,
     ) -> StoreResult<Vec<Team>> {
-        let mut skilled = team_skill::Entity::find()
-            .select_only()
+        // One statement: the skill index narrows to a few team ids, the teams come with them.
+        let mut skilled = Query::select()
             .column(team_skill::Column::TeamId)
-            .filter(team_skill::Column::TenantId.eq(tenant))
-            .filter(team_skill::Column::Skill.eq(skill))
-            .filter(team_skill::Column::Active.eq(true));
+            .from(team_skill::Entity)
+            .and_where(Expr::col(team_skill::Column::TenantId).eq(tenant))
+            .and_where(Expr::col(team_skill::Column::Skill).eq(skill))
+            .and_where(Expr::col(team_skill::Column::Active).eq(true))
+            .to_owned();
         if let Some(region) = region {
-            skilled = skilled.filter(team_skill::Column::Region.eq(region));
-        }
-        let ids: Vec<Uuid> = skilled.into_tuple().all(conn).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
+            skilled.and_where(Expr::col(team_skill::Column::Region).eq(region));
         }
         let mut teams = team::Entity::find()
             .filter(team::Column::TenantId.eq(tenant))
-            .filter(team::Column::Id.is_in(ids))
+            .filter(team::Column::Id.in_subquery(skilled))
             .all(conn)
             .await?
             .into_iter()
@@ -298,7 +297,8 @@ impl DirectoryStore {
             .transpose()
     }
 
-    /// A person's active memberships with team names, by team name.
+    /// A person's active memberships with team names, by team name: one statement, since every
+    /// `GetPerson` asks for it.
     pub async fn memberships_of<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -306,20 +306,51 @@ impl DirectoryStore {
         person_id: Uuid,
         display_name: &str,
     ) -> StoreResult<Vec<Membership>> {
-        let rows = membership::Entity::find()
-            .filter(membership::Column::TenantId.eq(tenant))
-            .filter(membership::Column::PersonId.eq(person_id))
-            .filter(membership::Column::Active.eq(true))
-            .all(conn)
-            .await?;
-        let team_ids: Vec<Uuid> = rows.iter().map(|m| m.team_id).collect();
-        let names = self.team_names(conn, tenant, &team_ids).await?;
-        let mut memberships = rows
+        let statement = Query::select()
+            .columns([
+                (membership::Entity, membership::Column::Id),
+                (membership::Entity, membership::Column::TeamId),
+                (membership::Entity, membership::Column::Role),
+                (membership::Entity, membership::Column::Version),
+                (membership::Entity, membership::Column::CreatedAt),
+                (membership::Entity, membership::Column::UpdatedAt),
+            ])
+            .expr_as(Expr::col((team::Entity, team::Column::Name)), "team_name")
+            .from(membership::Entity)
+            .inner_join(
+                team::Entity,
+                Expr::col((team::Entity, team::Column::Id))
+                    .equals((membership::Entity, membership::Column::TeamId)),
+            )
+            .and_where(Expr::col((membership::Entity, membership::Column::TenantId)).eq(tenant))
+            .and_where(Expr::col((membership::Entity, membership::Column::PersonId)).eq(person_id))
+            .and_where(Expr::col((membership::Entity, membership::Column::Active)).eq(true))
+            .to_owned();
+        let mut memberships = conn
+            .query_all(&statement)
+            .await?
             .into_iter()
             .map(|row| {
-                let name = names.get(&row.team_id).cloned().unwrap_or_default();
-                membership_from_model(row, &name, display_name)
+                let role: String = row.try_get("", "role")?;
+                Ok(membership::Model {
+                    id: row.try_get("", "id")?,
+                    tenant_id: tenant.to_owned(),
+                    team_id: row.try_get("", "team_id")?,
+                    person_id,
+                    role,
+                    active: true,
+                    version: row.try_get("", "version")?,
+                    created_at: row.try_get("", "created_at")?,
+                    updated_at: row.try_get("", "updated_at")?,
+                })
+                .and_then(|model| {
+                    let team_name: String = row.try_get("", "team_name")?;
+                    Ok((model, team_name))
+                })
             })
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()?
+            .into_iter()
+            .map(|(model, team_name)| membership_from_model(model, &team_name, display_name))
             .collect::<StoreResult<Vec<_>>>()?;
         memberships.sort_by(|a, b| a.team_name.cmp(&b.team_name).then(a.id.cmp(&b.id)));
         Ok(memberships)
@@ -376,27 +407,6 @@ impl DirectoryStore {
                     .ok_or_else(|| corrupt(format!("membership role {role:?}")))
             })
             .collect()
-    }
-
-    async fn team_names<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        tenant: &str,
-        ids: &[Uuid],
-    ) -> StoreResult<HashMap<Uuid, String>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(Uuid, String)> = team::Entity::find()
-            .select_only()
-            .column(team::Column::Id)
-            .column(team::Column::Name)
-            .filter(team::Column::TenantId.eq(tenant))
-            .filter(team::Column::Id.is_in(ids.iter().copied()))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        Ok(rows.into_iter().collect())
     }
 
     /// The display name of a person, for a membership's label.
