@@ -52,6 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "desk/tickets/v1/events.proto",
         "desk/cmdb/v1/cmdb.proto",
         "desk/cmdb/v1/events.proto",
+        "desk/directory/v1/directory.proto",
+        "desk/directory/v1/events.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

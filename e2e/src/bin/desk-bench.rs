@@ -10,6 +10,8 @@
 
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
+#[path = "desk_bench/directory.rs"]
+mod directory;
 
 /// The same allocator as the desk: the client's decoding of impact answers (thousands of small
 /// strings) is part of every latency measured, and so are the in-process timings of the desk's
@@ -49,6 +51,8 @@ enum Command {
     Tickets(TicketArgs),
     /// CMDB: import of a generated estate, impact analysis latency, impact index rebuild.
     Cmdb(cmdb::CmdbArgs),
+    /// Directory: provisioning of a large tenant, person and team lookups under concurrency.
+    Directory(directory::DirectoryArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -127,6 +131,11 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(cmdb::run(args)),
+        // Lookups in flight are futures on one thread: the client takes one core at most.
+        Command::Directory(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(directory::run(args)),
     }
 }
 

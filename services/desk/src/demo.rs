@@ -1,5 +1,8 @@
 //! `desk up --demo`: a demo tenant seeded through the public API (the same path every client
 //! takes), with fixed idempotency keys so a second run adds nothing, and tokens to try it with.
+//! Tickets and the CMDB are seeded here; the directory's people and teams in [`directory`].
+
+mod directory;
 
 use std::net::SocketAddr;
 
@@ -191,9 +194,18 @@ pub async fn seed(
         }
     }
     let estate = seed_estate(channel_for_cmdb(address).await?, &admin).await?;
+    let people = directory::seed(
+        Channel::from_shared(format!("http://{address}"))?
+            .connect()
+            .await?,
+        &admin,
+    )
+    .await?;
     println!(
-        "demo tenant {TENANT:?} is ready at {address} with {} tickets and a CMDB of {estate} CIs in three regions; tokens (valid 12 h):",
-        created.len()
+        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs and a directory of {} people in {} teams in three regions; tokens (valid 12 h):",
+        created.len(),
+        people.people,
+        people.teams
     );
     println!("  requester rita: {requester}");
     println!("  agent alex:     {agent}");

@@ -249,6 +249,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         "",
         "desk.tickets.v1.TicketService",
         "desk.cmdb.v1.CmdbService",
+        "desk.directory.v1.DirectoryService",
     ] {
         assert_eq!(
             serving(channel.clone(), service).await?,
@@ -262,7 +263,11 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         ("v1alpha", listed_by_v1alpha(channel.clone()).await?),
         ("v1", listed_by_v1(channel.clone()).await?),
     ] {
-        for service in ["desk.tickets.v1.TicketService", "desk.cmdb.v1.CmdbService"] {
+        for service in [
+            "desk.tickets.v1.TicketService",
+            "desk.cmdb.v1.CmdbService",
+            "desk.directory.v1.DirectoryService",
+        ] {
             ensure!(
                 listed.iter().any(|name| name == service),
                 "reflection {version} lists {listed:?}, not {service}"
