@@ -8,7 +8,7 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
-#[path = "desk_bench/cmdb.rs"]
+#[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
 
 /// The same allocator as the desk: the client's decoding of impact answers (thousands of small

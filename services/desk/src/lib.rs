@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|s| s.expose().clone())
                 .unwrap_or_default();
             let auth = settings.auth.clone();
+            let data_dir = settings.data_dir.clone();
             serve_targets(listener, settings, SERVICES, move || {
                 if demo {
                     tokio::spawn(async move {
@@ -72,6 +73,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             tracing::error!(error = %format!("{error:#}"), "demo seeding failed");
                         }
                     });
+                } else {
+                    // The last thing on screen: that it is ready, and the first thing to do.
+                    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+                    println!("desk ready at {address} ({})", names.join(", "));
+                    println!(
+                        "a token: desk token --data-dir {} --tenant acme --sub ada --role admin",
+                        data_dir.display()
+                    );
                 }
             })
             .await

@@ -41,15 +41,17 @@ struct RunningDesk {
 
 impl RunningDesk {
     fn start(data_dir: &std::path::Path, nats_url: &str) -> anyhow::Result<Self> {
+        Self::start_with(data_dir, nats_url, &["--demo"])
+    }
+
+    fn start_with(
+        data_dir: &std::path::Path,
+        nats_url: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_desk"))
-            .args([
-                "up",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--nats-url",
-                nats_url,
-            ])
+            .args(["up", "--listen", "127.0.0.1:0", "--nats-url", nats_url])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
@@ -162,6 +164,60 @@ macro_rules! listed_by {
 
 listed_by!(listed_by_v1alpha, v1alpha);
 listed_by!(listed_by_v1, v1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desk_up_without_the_demo_ends_with_ready_and_a_token_command_that_works()
+-> anyhow::Result<()> {
+    // Given a nats-server and an empty data folder
+    let nats = desk_testkit::NatsServer::start().await?;
+    let data = tempfile::tempdir()?;
+
+    // when a newcomer runs `desk up` without the demo
+    let mut desk = RunningDesk::start_with(data.path(), &nats.url(), &[])?;
+
+    // then, once every service is up, it says it is ready where, and how to get a token
+    let ready = desk.line_where(|l| l.starts_with("desk ready at ")).await?;
+    let address = ready
+        .trim_start_matches("desk ready at ")
+        .split_whitespace()
+        .next()
+        .context("no address")?
+        .to_owned();
+    let hint = desk
+        .line_where(|l| l.starts_with("a token: desk token "))
+        .await?;
+
+    // when they run the command it names
+    let arguments: Vec<&str> = hint
+        .trim_start_matches("a token: desk ")
+        .split_whitespace()
+        .collect();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_desk"))
+        .args(&arguments)
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "`desk {}` failed: {}",
+        arguments.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout)?.trim().to_owned();
+
+    // then the token it prints lists tickets at the address it said
+    let mut request = tonic::Request::new(pb::ListTicketsRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let channel = Channel::from_shared(format!("http://{address}"))?
+        .connect()
+        .await?;
+    let listed = TicketServiceClient::new(channel)
+        .list_tickets(request)
+        .await?
+        .into_inner();
+    assert_eq!(listed.total_size, 0);
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stops_on_sigterm()

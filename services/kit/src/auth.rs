@@ -546,6 +546,57 @@ mod tests {
         assert!(caller.has(Role::Agent));
     }
 
+    fn caller_with_roles(roles: &[&str]) -> Caller {
+        caller_from_claims(dev_claims(&dev_settings(), "ana", "acme", roles, 60)).expect("valid")
+    }
+
+    #[test]
+    fn role_names_no_service_knows_are_left_out_and_the_known_ones_are_typed() {
+        let caller = caller_with_roles(&["superuser", "agent", "Agent", "cmdb:owner", "service"]);
+        assert_eq!(caller.roles, [Role::Agent, Role::Service]);
+        assert!(caller.is_service());
+        assert!(caller_with_roles(&["superuser"]).roles.is_empty());
+    }
+
+    #[test]
+    fn every_role_round_trips_through_its_claim_name() {
+        for &role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        let names: Vec<&str> = Role::NAMES.to_vec();
+        assert_eq!(caller_with_roles(&names).roles, Role::ALL);
+        assert_eq!(Role::parse("change_manager"), Some(Role::ChangeManager));
+        assert_eq!(
+            Role::parse("configuration_manager"),
+            Some(Role::ConfigurationManager)
+        );
+        assert_eq!(Role::parse("superuser"), None);
+    }
+
+    #[test]
+    fn has_looks_for_one_role_and_has_any_for_one_of_several() {
+        let caller = caller_with_roles(&["requester", "cab_member"]);
+        assert!(caller.has(Role::CabMember));
+        assert!(!caller.has(Role::Agent));
+        assert!(caller.has_any(&[Role::Agent, Role::CabMember]));
+        assert!(!caller.has_any(&[Role::Agent, Role::Admin]));
+        assert!(!caller.has_any(&[]));
+        assert!(!caller.is_service());
+    }
+
+    #[test]
+    fn the_actor_of_audit_entries_names_the_roles_by_their_claim_names() {
+        let mut caller = caller_with_roles(&["integrator", "superuser", "configuration_manager"]);
+        caller.name = Some("Ana".into());
+        let actor = caller.actor();
+        assert_eq!(
+            (actor.subject.as_str(), actor.name.as_str()),
+            ("ana", "Ana")
+        );
+        assert_eq!(actor.roles, ["integrator", "configuration_manager"]);
+        assert_eq!(caller_with_roles(&[]).actor().name, "");
+    }
+
     #[test]
     fn a_token_whose_tenant_is_not_a_tenant_id_is_refused() {
         let settings = dev_settings();

@@ -49,11 +49,14 @@ pub const OTHER_TENANT: &str = "globex";
 /// Generous bound for anything asynchronous (relay, restarts) on a loaded 2-core machine.
 pub const EVENTUALLY: Duration = Duration::from_secs(30);
 
+/// A change to the test settings, applied before the service starts.
+type ConfigureSettings = Box<dyn FnOnce(&mut Settings) + Send>;
+
 /// How a service under test is started: its entry, then optionally a manual clock and settings.
 pub struct Harness {
     entry: ServiceEntry,
     manual_clock: Option<ManualClock>,
-    configure: Vec<Box<dyn FnOnce(&mut Settings) + Send>>,
+    configure: Vec<ConfigureSettings>,
 }
 
 impl Harness {

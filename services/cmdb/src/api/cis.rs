@@ -5,6 +5,7 @@
 //! `ALREADY_EXISTS`, or merged into when the caller asks (`merge_if_identified`).
 
 use desk_kit::{
+    auth::Caller,
     db::WriteTxn,
     idempotency::{FingerprintHasher, IdempotentCreate, Recorded},
     ids, paging,
@@ -12,11 +13,12 @@ use desk_kit::{
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use uuid::Uuid;
 
-use super::{Caller, CmdbApi, CmdbError, CmdbResult, convert, lookup, optional_enum};
+use super::{CmdbApi, CmdbError, CmdbResult, convert, lookup, optional_enum};
 use crate::{
     domain::{
         self as d, Ci, ClassCatalog, CreateCi, CreateOutcome, CreateRefused, Identification, NewCi,
-        Permission, RetireCi, UpdateCi, Violations, identify_new_ci, keys_of_new_ci,
+        Permission, Provenance, RetireCi, UpdateCi, Violations, authorize, identify_new_ci,
+        keys_of_new_ci,
     },
     store::{CiFilter, IDEMPOTENCY_KEYS},
 };
@@ -24,7 +26,7 @@ use crate::{
 impl CmdbApi {
     pub async fn create_ci(&self, caller: &Caller, request: pb::CreateCiRequest) -> CmdbResult<Ci> {
         let (command, found) = parse_create(&request);
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         let catalog = self.catalog(&caller.tenant).await?;
         let new = command.checked(&catalog, found)?;
         let idempotent = idempotent_create(caller, &request);
@@ -49,7 +51,7 @@ impl CmdbApi {
         let identification = self.identify(&txn, &catalog, caller, &new).await?;
         let precedence = self.precedence(&caller.tenant).await?;
         let now = self.now();
-        let provenance = caller.provenance(now);
+        let provenance = Provenance::through_api(caller, now);
         let outcome = command
             .decide(new, identification, &precedence, &provenance)
             .map_err(|refused| self.create_refused(refused))?;
@@ -150,7 +152,7 @@ impl CmdbApi {
 
     pub async fn get_ci(&self, caller: &Caller, id: &str) -> CmdbResult<Ci> {
         let id = self.existing_id(id);
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         let id = id?;
         let catalog = self.catalog(&caller.tenant).await?;
         self.store
@@ -162,14 +164,16 @@ impl CmdbApi {
     pub async fn update_ci(&self, caller: &Caller, request: pb::UpdateCiRequest) -> CmdbResult<Ci> {
         let (command, found) = parse_update(&request);
         let id = self.existing_id(&request.id);
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         command.check(found)?;
         let id = id?;
         let catalog = self.catalog(&caller.tenant).await?;
 
         let txn = self.store.begin().await?;
         let ci = self.stored_ci(&txn, &catalog, caller, id).await?;
-        let Some(write) = command.apply(&catalog, &ci, &caller.provenance(self.now()))? else {
+        let Some(write) =
+            command.apply(&catalog, &ci, &Provenance::through_api(caller, self.now()))?
+        else {
             return Ok(ci);
         };
         self.store_ci_write(&txn, caller, &write).await?;
@@ -189,14 +193,14 @@ impl CmdbApi {
             reason: request.reason,
         };
         let id = self.existing_id(&request.id);
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         command.check(Violations::new())?;
         let id = id?;
         let catalog = self.catalog(&caller.tenant).await?;
 
         let txn = self.store.begin().await?;
         let ci = self.stored_ci(&txn, &catalog, caller, id).await?;
-        let write = command.apply(ci, &caller.provenance(self.now()))?;
+        let write = command.apply(ci, &Provenance::through_api(caller, self.now()))?;
         self.store_ci_write(&txn, caller, &write).await?;
         self.store.commit(txn).await?;
         self.update_graph(
@@ -227,7 +231,7 @@ impl CmdbApi {
         caller: &Caller,
         request: pb::ListCisRequest,
     ) -> CmdbResult<pb::ListCisResponse> {
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         let catalog = self.catalog(&caller.tenant).await?;
         let mut violations = Violations::new();
         let mut filter = CiFilter::default();

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use desk_kit::auth::Caller;
 use desk_proto::cmdb::v1 as pb;
 use prost::Message as _;
 
-use super::{Caller, CmdbApi, CmdbResult, convert};
+use super::{CmdbApi, CmdbResult, convert};
 use crate::{
-    domain::{CiClass, ClassCatalog, Permission, Violations},
+    domain::{CiClass, ClassCatalog, Permission, Violations, authorize},
     events::Fact,
 };
 
 impl CmdbApi {
     pub async fn list_classes(&self, caller: &Caller) -> CmdbResult<Vec<pb::CiClass>> {
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         let catalog = self.catalog(&caller.tenant).await?;
         let builtin = ClassCatalog::builtin();
         Ok(catalog
@@ -29,7 +30,7 @@ impl CmdbApi {
         request: pb::CreateClassRequest,
     ) -> CmdbResult<pb::CiClass> {
         let parsed = parse_class(request);
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         let (wire, class) = parsed?;
 
         let extended = self
@@ -57,7 +58,7 @@ impl CmdbApi {
             &caller.tenant,
             &class.name,
             &pb::ConfigurationItem::default(),
-            &caller.actor_pb(),
+            &caller.actor(),
         );
         self.store.stage(&txn, event, now).await?;
         self.store.commit(txn).await?;

@@ -1,15 +1,16 @@
 //! Impact analysis over the tenant's graph in memory.
 
+use desk_kit::auth::Caller;
 use desk_proto::cmdb::v1 as pb;
 use prost::Message as _;
 use uuid::Uuid;
 
 use super::{
-    AnswerError, Caller, CmdbApi, CmdbError, CmdbResult, convert, encode_impact_answer_within,
+    AnswerError, CmdbApi, CmdbError, CmdbResult, convert, encode_impact_answer_within,
     impact_answer,
 };
 use crate::domain::{
-    Permission, Violations,
+    Permission, Violations, authorize,
     impact::{Direction, ImpactRequest},
 };
 
@@ -23,7 +24,7 @@ impl CmdbApi {
         request: pb::AnalyzeImpactRequest,
     ) -> CmdbResult<pb::EncodedAnalyzeImpactResponse> {
         let (request_view, parsed, given_starts, found) = self.parse_impact(request);
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         let query = parsed.query(given_starts, found)?;
         // The tenant's graph as it is now: no lock is held while it is walked, so no write of
         // any tenant waits for this walk, nor this walk for a write.

@@ -7,15 +7,15 @@
 use std::collections::HashMap;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use desk_kit::{events::OutgoingEvent, ids, paging};
+use desk_kit::{auth::Caller, events::OutgoingEvent, ids, paging};
 use desk_proto::cmdb::v1 as pb;
 use prost::Message as _;
 use uuid::Uuid;
 
-use super::{Caller, CmdbApi, CmdbError, CmdbResult, IndexChange, import_wire::summary, lookup};
+use super::{CmdbApi, CmdbError, CmdbResult, IndexChange, import_wire::summary, lookup};
 use crate::{
     domain::{
-        self as d, Ci, ClassCatalog, ImportState, Permission, StageImport, Violations,
+        self as d, Ci, ClassCatalog, ImportState, Permission, StageImport, Violations, authorize,
         impact::ImpactEdge,
     },
     events::Fact,
@@ -75,7 +75,7 @@ impl CmdbApi {
         request: pb::StageImportRequest,
     ) -> CmdbResult<pb::ImportBatch> {
         let (command, found) = self.parse_stage(&request);
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         command.check(found)?;
         let catalog = self.catalog(&caller.tenant).await?;
         let plan = self
@@ -116,14 +116,14 @@ impl CmdbApi {
     }
 
     pub async fn get_import(&self, caller: &Caller, id: &str) -> CmdbResult<pb::ImportBatch> {
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         let row = self.import_row(caller, id).await?;
         let plan = Self::decode_plan(&row)?;
         Ok(self.batch_pb(&row, plan.items, plan.relationships))
     }
 
     pub async fn discard_import(&self, caller: &Caller, id: &str) -> CmdbResult<pb::ImportBatch> {
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         let mut row = self.import_row(caller, id).await?;
         import_state(&row)?.check_open()?;
         let txn = self.store.begin().await?;
@@ -154,7 +154,7 @@ impl CmdbApi {
     /// so what commit does is exactly what the caller saw; if the CMDB changed in between, the
     /// caller stages again.
     pub async fn commit_import(&self, caller: &Caller, id: &str) -> CmdbResult<pb::ImportBatch> {
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         let catalog = self.catalog(&caller.tenant).await?;
         let mut row = self.import_row(caller, id).await?;
         import_state(&row)?.check_open()?;
@@ -233,7 +233,7 @@ impl CmdbApi {
                     .collect(),
             )
             .await?;
-        let actor = caller.actor_pb();
+        let actor = caller.actor();
         let mut events: Vec<OutgoingEvent> = committed
             .cis
             .iter()
@@ -302,7 +302,7 @@ impl CmdbApi {
             &caller.tenant,
             &result.id,
             &pb::ConfigurationItem::default(),
-            &caller.actor_pb(),
+            &caller.actor(),
         );
         self.store.stage(&txn, event, now).await?;
         self.store.commit(txn).await?;
@@ -338,7 +338,7 @@ impl CmdbApi {
         caller: &Caller,
         request: pb::ListImportsRequest,
     ) -> CmdbResult<pb::ListImportsResponse> {
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         let state = match pb::ImportState::try_from(request.state)
             .unwrap_or(pb::ImportState::Unspecified)
         {

@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! - this module: [`CmdbApi`], the caller, and what the areas share (caches, id parsing, writing
+//! - this module: [`CmdbApi`] and what the areas share (caches, id parsing, writing
 //!   one CI with its history and event, the impact index update);
 //! - one module per area: `classes`, `cis`, `relationships`, `impact`, `imports`, `precedence`;
 //! - `service`: the `CmdbService` trait on the wire, calling the areas;
@@ -34,10 +34,12 @@ use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use chrono::{DateTime, Utc};
-use desk_kit::{clock::SharedClock, db::WriteTxn, error::Classify, events::OutgoingEvent, ids};
+use desk_kit::{
+    auth::Caller, clock::SharedClock, db::WriteTxn, error::Classify, events::OutgoingEvent, ids,
+};
 use desk_proto::{cmdb::v1 as pb, common::v1 as common};
 use prost::Message as _;
-use tonic::{Request, Response, Status};
+use tonic::{Response, Status};
 use uuid::Uuid;
 
 pub use error::CmdbError;
@@ -47,8 +49,8 @@ use tenant_cache::TenantCache;
 
 use crate::{
     domain::{
-        self as d, API_SOURCE, Ci, CiStatus, CiWrite, ClassCatalog, Permission, Provenance,
-        SourcePrecedence, Violations, authorize, impact::ImpactNode,
+        self as d, Ci, CiStatus, CiWrite, ClassCatalog, SourcePrecedence, Violations,
+        impact::ImpactNode,
     },
     events::Fact,
     store::CmdbStore,
@@ -71,50 +73,6 @@ pub struct CmdbApi {
     precedences: Arc<TenantCache<SourcePrecedence>>,
     /// The largest answer the service may send (its gRPC encoding limit).
     answer_limit_bytes: usize,
-}
-
-/// The caller, as the CMDB sees them.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub subject: String,
-    pub tenant: String,
-    pub roles: Vec<String>,
-    pub name: Option<String>,
-}
-
-impl Caller {
-    /// Whether the caller's roles allow `permission` (see [`crate::domain::access`]).
-    fn authorize(&self, permission: Permission) -> CmdbResult<()> {
-        Ok(authorize(&self.roles, permission)?)
-    }
-
-    /// Who sets the values this caller writes through the API.
-    fn provenance(&self, set_at: DateTime<Utc>) -> Provenance {
-        Provenance {
-            source: API_SOURCE.to_owned(),
-            actor: self.subject.clone(),
-            set_at,
-        }
-    }
-
-    fn actor_pb(&self) -> common::Actor {
-        common::Actor {
-            subject: self.subject.clone(),
-            name: self.name.clone().unwrap_or_default(),
-            roles: self.roles.clone(),
-        }
-    }
-}
-
-impl From<desk_kit::auth::Caller> for Caller {
-    fn from(p: desk_kit::auth::Caller) -> Self {
-        Caller {
-            subject: p.subject,
-            tenant: p.tenant,
-            roles: p.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            name: p.name,
-        }
-    }
 }
 
 impl CmdbApi {
@@ -250,7 +208,7 @@ impl CmdbApi {
                 txn,
                 self.ci_event(
                     caller,
-                    &caller.actor_pb(),
+                    &caller.actor(),
                     &write.ci,
                     Fact::Ci(write.fact.clone()),
                 ),
@@ -322,10 +280,6 @@ fn optional_enum<T>(
         violations.push(field, format!("unknown value {raw}"));
     }
     parsed
-}
-
-fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
-    Ok(desk_kit::auth::caller(request)?.into())
 }
 
 fn reply<T>(result: CmdbResult<T>) -> Result<Response<T>, Status> {

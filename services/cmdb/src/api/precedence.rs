@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use desk_kit::auth::Caller;
 use desk_proto::cmdb::v1 as pb;
 use prost::Message as _;
 
-use super::{Caller, CmdbApi, CmdbResult};
+use super::{CmdbApi, CmdbResult};
 use crate::{
-    domain::{Permission, SourcePrecedence},
+    domain::{Permission, SourcePrecedence, authorize},
     events::Fact,
     store::StoreError,
 };
@@ -41,7 +42,7 @@ impl CmdbApi {
     }
 
     pub async fn get_source_precedence(&self, caller: &Caller) -> CmdbResult<pb::SourcePrecedence> {
-        caller.authorize(Permission::Read)?;
+        authorize(&caller.roles, Permission::Read)?;
         Ok(precedence_to_pb(&*self.precedence(&caller.tenant).await?))
     }
 
@@ -52,7 +53,7 @@ impl CmdbApi {
         caller: &Caller,
         request: pb::SetSourcePrecedenceRequest,
     ) -> CmdbResult<pb::SourcePrecedence> {
-        caller.authorize(Permission::RankSources)?;
+        authorize(&caller.roles, Permission::RankSources)?;
         let wire = request.precedence.unwrap_or_default();
         let precedence = SourcePrecedence::checked(
             wire.default_order
@@ -77,7 +78,7 @@ impl CmdbApi {
             &caller.tenant,
             &caller.tenant,
             &pb::ConfigurationItem::default(),
-            &caller.actor_pb(),
+            &caller.actor(),
         );
         self.store.stage(&txn, event, now).await?;
         self.store.commit(txn).await?;

@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 
-use desk_kit::{db::WriteTxn, ids};
+use desk_kit::{auth::Caller, db::WriteTxn, ids};
 use desk_proto::cmdb::v1 as pb;
 use uuid::Uuid;
 
-use super::{Caller, CmdbApi, CmdbError, CmdbResult, IndexChange, convert};
+use super::{CmdbApi, CmdbError, CmdbResult, IndexChange, convert};
 use crate::{
-    domain::{AddRelationship, Permission, StoredAround, Violations, impact::ImpactEdge},
+    domain::{
+        AddRelationship, Permission, StoredAround, Violations, authorize, impact::ImpactEdge,
+    },
     events::Fact,
     store::StoredRelationship,
 };
@@ -37,7 +39,7 @@ impl CmdbApi {
         request: pb::AddRelationshipRequest,
     ) -> CmdbResult<pb::Relationship> {
         let parsed = self.parse_add_relationship(&request);
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         let command = parsed?;
         let catalog = self.catalog(&caller.tenant).await?;
 
@@ -84,7 +86,7 @@ impl CmdbApi {
             &caller.tenant,
             &wire.id,
             &pb::ConfigurationItem::default(),
-            &caller.actor_pb(),
+            &caller.actor(),
         );
         self.store.stage(&txn, event, self.now()).await?;
         self.store.commit(txn).await?;
@@ -163,7 +165,7 @@ impl CmdbApi {
     }
 
     pub async fn remove_relationship(&self, caller: &Caller, id: &str) -> CmdbResult<()> {
-        caller.authorize(Permission::Write)?;
+        authorize(&caller.roles, Permission::Write)?;
         let id = ids::parse_id(id)
             .filter(|p| p.region == self.region)
             .map(|p| p.uuid)
@@ -192,7 +194,7 @@ impl CmdbApi {
                     &caller.tenant,
                     &wire.id,
                     &pb::ConfigurationItem::default(),
-                    &caller.actor_pb(),
+                    &caller.actor(),
                 ),
                 self.now(),
             )

@@ -2,9 +2,9 @@
 //! with what the handler in its area returns.
 
 use super::CmdbApi;
-use super::caller_of;
 use super::convert;
 use super::reply;
+use desk_kit::auth;
 use desk_proto::cmdb::v1 as pb;
 use tonic::Request;
 use tonic::Response;
@@ -16,7 +16,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::ListClassesRequest>,
     ) -> Result<Response<pb::ListClassesResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::list_classes(self, &caller)
                 .await
@@ -27,7 +27,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::CreateClassRequest>,
     ) -> Result<Response<pb::CreateClassResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::create_class(self, &caller, request.into_inner())
                 .await
@@ -38,7 +38,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::CreateCiRequest>,
     ) -> Result<Response<pb::CreateCiResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::create_ci(self, &caller, request.into_inner())
                 .await
@@ -51,7 +51,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::GetCiRequest>,
     ) -> Result<Response<pb::GetCiResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::get_ci(self, &caller, &request.get_ref().id)
                 .await
@@ -64,7 +64,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::UpdateCiRequest>,
     ) -> Result<Response<pb::UpdateCiResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::update_ci(self, &caller, request.into_inner())
                 .await
@@ -77,7 +77,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::RetireCiRequest>,
     ) -> Result<Response<pb::RetireCiResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::retire_ci(self, &caller, request.into_inner())
                 .await
@@ -90,14 +90,14 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::ListCisRequest>,
     ) -> Result<Response<pb::ListCisResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(CmdbApi::list_cis(self, &caller, request.into_inner()).await)
     }
     async fn get_ci_history(
         &self,
         request: Request<pb::GetCiHistoryRequest>,
     ) -> Result<Response<pb::GetCiHistoryResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             self.history(&caller, &request.get_ref().id)
                 .await
@@ -108,7 +108,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::AddRelationshipRequest>,
     ) -> Result<Response<pb::AddRelationshipResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::add_relationship(self, &caller, request.into_inner())
                 .await
@@ -121,7 +121,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::RemoveRelationshipRequest>,
     ) -> Result<Response<pb::RemoveRelationshipResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::remove_relationship(self, &caller, &request.get_ref().id)
                 .await
@@ -132,7 +132,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::ListRelationshipsRequest>,
     ) -> Result<Response<pb::ListRelationshipsResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::list_relationships(self, &caller, &request.get_ref().ci_id)
                 .await
@@ -143,14 +143,14 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::AnalyzeImpactRequest>,
     ) -> Result<Response<pb::EncodedAnalyzeImpactResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(CmdbApi::analyze_impact(self, &caller, request.into_inner()))
     }
     async fn stage_import(
         &self,
         request: Request<pb::StageImportRequest>,
     ) -> Result<Response<pb::StageImportResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::stage_import(self, &caller, request.into_inner())
                 .await
@@ -161,7 +161,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::GetImportRequest>,
     ) -> Result<Response<pb::GetImportResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::get_import(self, &caller, &request.get_ref().id)
                 .await
@@ -172,7 +172,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::CommitImportRequest>,
     ) -> Result<Response<pb::CommitImportResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::commit_import(self, &caller, &request.get_ref().id)
                 .await
@@ -183,7 +183,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::DiscardImportRequest>,
     ) -> Result<Response<pb::DiscardImportResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::discard_import(self, &caller, &request.get_ref().id)
                 .await
@@ -194,7 +194,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::GetSourcePrecedenceRequest>,
     ) -> Result<Response<pb::GetSourcePrecedenceResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::get_source_precedence(self, &caller)
                 .await
@@ -207,7 +207,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::SetSourcePrecedenceRequest>,
     ) -> Result<Response<pb::SetSourcePrecedenceResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             CmdbApi::set_source_precedence(self, &caller, request.into_inner())
                 .await
@@ -220,7 +220,7 @@ impl pb::cmdb_service_server::CmdbService for CmdbApi {
         &self,
         request: Request<pb::ListImportsRequest>,
     ) -> Result<Response<pb::ListImportsResponse>, Status> {
-        let caller = caller_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(CmdbApi::list_imports(self, &caller, request.into_inner()).await)
     }
 }

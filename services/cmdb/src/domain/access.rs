@@ -1,8 +1,9 @@
 //! Who may do what in the CMDB, by the roles of the caller's token (ARCHITECTURE §7).
 //!
-//! The platform's roles decide, plus `configuration_manager`, a role the CMDB adds for its
-//! owners. `integrator` covers discovery sources: they write CIs and imports, but may not rank
-//! themselves against each other — which source wins a field is for the CMDB's owners to say.
+//! The platform's roles decide (the kit's [`Role`], which every service reads alike), among them
+//! `configuration_manager`, the role of the CMDB's owners. `integrator` covers discovery sources:
+//! they write CIs and imports, but may not rank themselves against each other — which source wins
+//! a field is for the CMDB's owners to say.
 //!
 //! | permission      | roles                                                                       |
 //! |-----------------|-----------------------------------------------------------------------------|
@@ -12,6 +13,8 @@
 //!
 //! Requesters read nothing: a CMDB describes the estate, and the portal shows them only what a
 //! ticket says about it.
+
+use desk_kit::auth::Role;
 
 /// What a call needs to be allowed to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,19 +29,19 @@ pub enum Permission {
 
 impl Permission {
     /// The roles that have this permission; any one of them is enough.
-    pub const fn roles(self) -> &'static [&'static str] {
+    pub const fn roles(self) -> &'static [Role] {
         match self {
             Self::Read => &[
-                "agent",
-                "manager",
-                "change_manager",
-                "cab_member",
-                "admin",
-                "integrator",
-                "configuration_manager",
+                Role::Agent,
+                Role::Manager,
+                Role::ChangeManager,
+                Role::CabMember,
+                Role::Admin,
+                Role::Integrator,
+                Role::ConfigurationManager,
             ],
-            Self::Write => &["admin", "integrator", "configuration_manager"],
-            Self::RankSources => &["admin", "configuration_manager"],
+            Self::Write => &[Role::Admin, Role::Integrator, Role::ConfigurationManager],
+            Self::RankSources => &[Role::Admin, Role::ConfigurationManager],
         }
     }
 
@@ -68,12 +71,9 @@ impl AccessDenied {
     }
 }
 
-/// Whether a caller with `roles` has `permission`.
-pub fn authorize(roles: &[String], permission: Permission) -> Result<(), AccessDenied> {
-    if roles
-        .iter()
-        .any(|role| permission.roles().contains(&role.as_str()))
-    {
+/// Whether a caller with `roles` (the caller's `roles`) has `permission`.
+pub fn authorize(roles: &[Role], permission: Permission) -> Result<(), AccessDenied> {
+    if roles.iter().any(|role| permission.roles().contains(role)) {
         Ok(())
     } else {
         Err(AccessDenied(permission))
@@ -84,8 +84,12 @@ pub fn authorize(roles: &[String], permission: Permission) -> Result<(), AccessD
 mod tests {
     use super::*;
 
-    fn roles(names: &[&str]) -> Vec<String> {
-        names.iter().map(|name| (*name).to_owned()).collect()
+    /// The roles of a token whose `roles` claim names `names`, all of them known.
+    fn roles(names: &[&str]) -> Vec<Role> {
+        names
+            .iter()
+            .map(|name| Role::parse(name).expect("a role the kit knows"))
+            .collect()
     }
 
     fn allowed(names: &[&str], permission: Permission) -> bool {
@@ -138,6 +142,13 @@ mod tests {
                 .map_err(|denied| denied.to_string()),
             Err("only admins and configuration managers set source precedence".to_owned())
         );
+    }
+
+    #[test]
+    fn a_service_token_has_no_cmdb_permission() {
+        for permission in [Permission::Read, Permission::Write, Permission::RankSources] {
+            assert!(!allowed(&["service"], permission), "{permission:?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use desk_kit::auth::Caller;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -101,6 +102,18 @@ pub struct Provenance {
     /// The `sub` of the person or integration that wrote it.
     pub actor: String,
     pub set_at: DateTime<Utc>,
+}
+
+impl Provenance {
+    /// Who sets the values `caller` writes through the API at `set_at`: the [`API_SOURCE`], by
+    /// the caller's subject.
+    pub fn through_api(caller: &Caller, set_at: DateTime<Utc>) -> Provenance {
+        Provenance {
+            source: API_SOURCE.to_owned(),
+            actor: caller.subject.clone(),
+            set_at,
+        }
+    }
 }
 
 /// Why a change to a CI was refused. The texts are user-facing; all are about the CI's current
@@ -388,6 +401,27 @@ mod tests {
             actor: "svc-discovery".to_owned(),
             set_at: at(hour),
         }
+    }
+
+    #[test]
+    fn a_value_written_through_the_api_is_set_by_the_callers_subject() {
+        let caller = Caller {
+            subject: "ada".into(),
+            tenant: "acme".into(),
+            roles: vec![desk_kit::auth::Role::Admin],
+            groups: Vec::new(),
+            name: Some("Ada Lovelace".into()),
+            email: None,
+            locale: None,
+        };
+        assert_eq!(
+            Provenance::through_api(&caller, at(8)),
+            Provenance {
+                source: API_SOURCE.to_owned(),
+                actor: "ada".to_owned(),
+                set_at: at(8),
+            }
+        );
     }
 
     fn server() -> Ci {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use desk_kit::{
+    auth::Role,
     db::{Db, WriteTxn},
     events::{OutgoingEvent, Publisher},
     idempotency::IdempotencyKeys,
@@ -103,7 +104,8 @@ pub struct GraphRows {
 pub struct HistoryRecord<'a> {
     pub ci: &'a Ci,
     pub actor_id: &'a str,
-    pub actor_roles: &'a [String],
+    /// Kept as their claim names, comma-separated.
+    pub actor_roles: &'a [Role],
     pub source: &'a str,
     pub action: &'a str,
     pub changes: &'a [FieldChange],
@@ -677,7 +679,7 @@ impl CmdbStore {
         txn: &WriteTxn,
         ci: &Ci,
         actor_id: &str,
-        actor_roles: &[String],
+        actor_roles: &[Role],
         source: &str,
         action: &str,
         changes: &[FieldChange],
@@ -716,7 +718,12 @@ impl CmdbStore {
                         ci_id: Set(r.ci.id),
                         version: Set(r.ci.version),
                         actor_id: Set(r.actor_id.to_owned()),
-                        actor_roles: Set(r.actor_roles.join(",")),
+                        actor_roles: Set(r
+                            .actor_roles
+                            .iter()
+                            .map(|role| role.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")),
                         source: Set(r.source.to_owned()),
                         action: Set(r.action.to_owned()),
                         changes: Set(serde_json::to_string(r.changes).map_err(corrupt)?),

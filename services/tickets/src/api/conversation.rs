@@ -2,12 +2,12 @@
 //! new version, its history entry and its event.
 
 use chrono::{DateTime, Utc};
-use desk_kit::ids;
+use desk_kit::{auth::Caller, ids};
 use desk_proto::tickets::v1 as pb;
 
 use super::{TicketApi, TicketResult, convert};
 use crate::domain::{
-    Actor, StaffWork, access,
+    StaffWork, access,
     conversation::{
         AddComment, AddLink, AddWorklog, LinkTarget, LinkTargetReference, NewComment, NewLink,
         NewLinkIds, NewWorklogEntry,
@@ -18,19 +18,19 @@ impl TicketApi {
     /// The comment and the ticket's version after it.
     pub(super) async fn add_comment(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         command: AddComment,
         now: DateTime<Utc>,
     ) -> TicketResult<(pb::Comment, i64)> {
         let txn = self.store.begin().await?;
         let ticket = self
-            .load_for_write(&txn, actor, &command.ticket, None)
+            .load_for_write(&txn, caller, &command.ticket, None)
             .await?;
-        access::can_comment(actor, &ticket.access_facts(), command.visibility)?;
+        access::can_comment(caller, &ticket.access_facts(), command.visibility)?;
         let NewComment { comment, changed } =
-            ticket.comment(actor, &command, ids::new_uuid(), now)?;
+            ticket.comment(caller, &command, ids::new_uuid(), now)?;
         self.store.insert_comment(&txn, &comment).await?;
-        let ticket = self.save_and_commit(txn, actor, changed).await?;
+        let ticket = self.save_and_commit(txn, caller, changed).await?;
         Ok((
             convert::comment_to_pb(&self.region, &comment),
             ticket.version,
@@ -40,37 +40,38 @@ impl TicketApi {
     /// The worklog entry and the ticket's version after it.
     pub(super) async fn add_worklog(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         command: AddWorklog,
         now: DateTime<Utc>,
     ) -> TicketResult<(pb::WorklogEntry, i64)> {
-        access::require_staff_for(actor, StaffWork::LogWork)?;
+        access::require_staff_for(caller, StaffWork::LogWork)?;
         let txn = self.store.begin().await?;
         let ticket = self
-            .load_for_write(&txn, actor, &command.ticket, None)
+            .load_for_write(&txn, caller, &command.ticket, None)
             .await?;
         let NewWorklogEntry { entry, changed } =
-            ticket.log_work(&actor.subject, &command, ids::new_uuid(), now)?;
+            ticket.log_work(&caller.subject, &command, ids::new_uuid(), now)?;
         self.store.insert_worklog(&txn, &entry).await?;
-        let ticket = self.save_and_commit(txn, actor, changed).await?;
+        let ticket = self.save_and_commit(txn, caller, changed).await?;
         Ok((convert::worklog_to_pb(&self.region, &entry), ticket.version))
     }
 
     /// The link and the ticket's version after it. Adding a link that exists changes nothing.
     pub(super) async fn add_link(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         command: AddLink,
         now: DateTime<Utc>,
     ) -> TicketResult<(pb::Link, i64)> {
-        access::require_staff_for(actor, StaffWork::Link)?;
+        access::require_staff_for(caller, StaffWork::Link)?;
         let txn = self.store.begin().await?;
         let ticket = self
-            .load_for_write(&txn, actor, &command.ticket, None)
+            .load_for_write(&txn, caller, &command.ticket, None)
             .await?;
         let target_ticket = match &command.target {
             LinkTargetReference::Ticket(reference) => {
-                self.find_in_tenant(&*txn, &actor.tenant, reference).await?
+                self.find_in_tenant(&*txn, &caller.tenant, reference)
+                    .await?
             }
             LinkTargetReference::Elsewhere(_) => None,
         };
@@ -90,7 +91,7 @@ impl TicketApi {
         } = ticket.link(
             command.kind,
             target,
-            &actor.subject,
+            &caller.subject,
             &self.region,
             new_ids,
             now,
@@ -104,7 +105,7 @@ impl TicketApi {
             // The other side sees the link too (problem ↔ incidents, parent ↔ child).
             self.store.insert_link(&txn, inverse).await?;
         }
-        let ticket = self.save_and_commit(txn, actor, changed).await?;
+        let ticket = self.save_and_commit(txn, caller, changed).await?;
         Ok((reply, ticket.version))
     }
 }

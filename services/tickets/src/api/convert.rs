@@ -9,7 +9,7 @@ use prost_types::Timestamp;
 
 use crate::{
     domain::{
-        Actor, Channel, FieldChange, Level, LinkKind, PendingReason, Priority, Status, SupportTier,
+        Channel, FieldChange, Level, LinkKind, PendingReason, Priority, Status, SupportTier,
         TicketType, Visibility,
         record::{Comment, Link, Ticket, WorklogEntry},
     },
@@ -296,14 +296,6 @@ pub fn field_changes_to_pb(changes: &[FieldChange]) -> Vec<common::FieldChange> 
             new_present: c.new.is_some(),
         })
         .collect()
-}
-
-pub fn actor_to_pb(actor: &Actor) -> common::Actor {
-    common::Actor {
-        subject: actor.subject.clone(),
-        name: actor.name.clone().unwrap_or_default(),
-        roles: actor.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-    }
 }
 
 pub fn history_to_pb(entry: &HistoryEntry) -> common::AuditEntry {

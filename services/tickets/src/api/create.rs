@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use desk_kit::{
+    auth::Caller,
     idempotency::{IdempotentCreate, Recorded},
     ids,
 };
@@ -10,7 +11,7 @@ use desk_kit::{
 use super::{TicketApi, TicketError, TicketResult, parse::CreateKey};
 use crate::{
     domain::{
-        Actor, access,
+        access,
         creation::{CreateTicket, NewTicketIdentity},
         record::Ticket,
     },
@@ -20,39 +21,40 @@ use crate::{
 impl TicketApi {
     pub(super) async fn create(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         command: CreateTicket,
         key: Option<CreateKey>,
         now: DateTime<Utc>,
     ) -> TicketResult<Ticket> {
-        access::check_requester_fields(actor, &command.requested_fields(actor))?;
+        access::check_requester_fields(caller, &command.requested_fields(caller))?;
 
         let idempotent = key.and_then(|CreateKey { key, fingerprint }| {
-            IdempotentCreate::new(&actor.tenant, &actor.subject, &key, || fingerprint)
+            IdempotentCreate::new(&caller.tenant, &caller.subject, &key, || fingerprint)
         });
         if let Some(create) = &idempotent
-            && let Some(existing) = self.replay(actor, create).await?
+            && let Some(existing) = self.replay(caller, create).await?
         {
             return Ok(existing);
         }
 
-        let settings = self.store.cached_settings(&actor.tenant).await?;
+        let settings = self.store.cached_settings(&caller.tenant).await?;
         let ticket_type = command.ticket_type;
         self.store
-            .prepare_numbering(&actor.tenant, ticket_type)
+            .prepare_numbering(&caller.tenant, ticket_type)
             .await?;
         let txn = self.store.begin().await?;
         let number = self
             .store
-            .next_number(&txn, &actor.tenant, ticket_type)
+            .next_number(&txn, &caller.tenant, ticket_type)
             .await?;
         let identity = NewTicketIdentity {
             id: ids::new_uuid(),
             number,
         };
-        let (ticket, change) = command.into_ticket(actor, identity, &settings.priority_matrix, now);
+        let (ticket, change) =
+            command.into_ticket(caller, identity, &settings.priority_matrix, now);
         self.store.insert(&txn, &ticket).await?;
-        self.record(&txn, actor, &ticket, change, now).await?;
+        self.record(&txn, caller, &ticket, change, now).await?;
         if let Some(create) = &idempotent
             && IDEMPOTENCY_KEYS
                 .record(&txn, create, ticket.id, now)
@@ -64,7 +66,7 @@ impl TicketApi {
             // NOT_FOUND is then the truth.
             drop(txn);
             return self
-                .replay(actor, create)
+                .replay(caller, create)
                 .await?
                 .ok_or(TicketError::NotFound);
         }
@@ -75,13 +77,13 @@ impl TicketApi {
     /// The ticket an earlier create with this key made, if the body matches; a conflict if it does not.
     async fn replay(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         create: &IdempotentCreate,
     ) -> TicketResult<Option<Ticket>> {
         let conn = self.store.db().connection();
         let Some(ticket_id) = IDEMPOTENCY_KEYS.earlier_result(conn, create).await? else {
             return Ok(None);
         };
-        Ok(self.store.find(conn, &actor.tenant, ticket_id).await?)
+        Ok(self.store.find(conn, &caller.tenant, ticket_id).await?)
     }
 }

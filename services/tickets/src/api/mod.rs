@@ -34,14 +34,14 @@ mod writes;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use desk_kit::{clock::SharedClock, error::Classify};
+use desk_kit::{auth, clock::SharedClock, error::Classify};
 use desk_proto::tickets::v1 as pb;
 use tonic::{Request, Response, Status};
 
 pub use error::TicketError;
 
 use crate::{
-    domain::{Actor, Role, TicketReference, access, record::Ticket},
+    domain::{TicketReference, access, record::Ticket},
     store::TicketStore,
 };
 
@@ -82,24 +82,6 @@ impl TicketApi {
     }
 }
 
-/// The caller as the domain sees them. Unknown roles are ignored, not errors: a token may carry
-/// roles of services this one does not know.
-fn actor_of<T>(request: &Request<T>) -> Result<Actor, Status> {
-    // The kit's verifier refused any token whose tenant is not a tenant id.
-    let caller = desk_kit::auth::caller(request)?;
-    Ok(Actor {
-        roles: caller
-            .roles
-            .iter()
-            .filter_map(|r| Role::parse(r.as_str()))
-            .collect(),
-        subject: caller.subject,
-        tenant: caller.tenant,
-        groups: caller.groups,
-        name: caller.name,
-    })
-}
-
 fn reply<T>(result: TicketResult<T>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(Classify::into_status)
 }
@@ -110,12 +92,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::CreateTicketRequest>,
     ) -> Result<Response<pb::CreateTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let (command, key) = parse::create_ticket(request.into_inner())?;
-                let ticket = self.create(&actor, command, key, now).await;
+                let ticket = self.create(&caller, command, key, now).await;
                 Ok(pb::CreateTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -128,9 +110,9 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::GetTicketRequest>,
     ) -> Result<Response<pb::GetTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let reference = self.reference(&request.get_ref().id);
-        let ticket = self.get(&actor, &reference).await;
+        let ticket = self.get(&caller, &reference).await;
         reply(
             self.ticket_reply(ticket)
                 .map(|ticket| pb::GetTicketResponse { ticket }),
@@ -141,11 +123,11 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::ListTicketsRequest>,
     ) -> Result<Response<pb::ListTicketsResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
             async {
                 let query = parse::list_tickets(request.into_inner())?;
-                self.list(&actor, query).await
+                self.list(&caller, query).await
             }
             .await,
         )
@@ -155,12 +137,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::UpdateTicketRequest>,
     ) -> Result<Response<pb::UpdateTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::update_ticket(request.into_inner(), &self.region)?;
-                let ticket = self.update(&actor, command, now).await;
+                let ticket = self.update(&caller, command, now).await;
                 Ok(pb::UpdateTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -173,12 +155,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::AssignTicketRequest>,
     ) -> Result<Response<pb::AssignTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::assign_ticket(request.into_inner(), &self.region)?;
-                let ticket = self.assign(&actor, command, now).await;
+                let ticket = self.assign(&caller, command, now).await;
                 Ok(pb::AssignTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -191,12 +173,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::TransitionTicketRequest>,
     ) -> Result<Response<pb::TransitionTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::transition_ticket(request.into_inner(), &self.region)?;
-                let ticket = self.transition(&actor, command, now).await;
+                let ticket = self.transition(&caller, command, now).await;
                 Ok(pb::TransitionTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -209,12 +191,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::ResolveTicketRequest>,
     ) -> Result<Response<pb::ResolveTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::resolve_ticket(request.into_inner(), &self.region)?;
-                let ticket = self.resolve(&actor, command, now).await;
+                let ticket = self.resolve(&caller, command, now).await;
                 Ok(pb::ResolveTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -227,12 +209,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::ReopenTicketRequest>,
     ) -> Result<Response<pb::ReopenTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::reopen_ticket(request.into_inner(), &self.region)?;
-                let ticket = self.reopen(&actor, command, now).await;
+                let ticket = self.reopen(&caller, command, now).await;
                 Ok(pb::ReopenTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -245,13 +227,13 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::AddCommentRequest>,
     ) -> Result<Response<pb::AddCommentResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::add_comment(request.into_inner(), &self.region)?;
                 let (comment, ticket_version) =
-                    TicketApi::add_comment(self, &actor, command, now).await?;
+                    TicketApi::add_comment(self, &caller, command, now).await?;
                 Ok(pb::AddCommentResponse {
                     comment: Some(comment),
                     ticket_version,
@@ -265,10 +247,10 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::ListCommentsRequest>,
     ) -> Result<Response<pb::ListCommentsResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let reference = self.reference(&request.get_ref().ticket_id);
         reply(
-            self.comments(&actor, &reference)
+            self.comments(&caller, &reference)
                 .await
                 .map(|comments| pb::ListCommentsResponse { comments }),
         )
@@ -278,13 +260,13 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::AddWorklogRequest>,
     ) -> Result<Response<pb::AddWorklogResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::add_worklog(request.into_inner(), &self.region)?;
                 let (entry, ticket_version) =
-                    TicketApi::add_worklog(self, &actor, command, now).await?;
+                    TicketApi::add_worklog(self, &caller, command, now).await?;
                 Ok(pb::AddWorklogResponse {
                     entry: Some(entry),
                     ticket_version,
@@ -298,22 +280,22 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::ListWorklogRequest>,
     ) -> Result<Response<pb::ListWorklogResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let reference = self.reference(&request.get_ref().ticket_id);
-        reply(self.worklog(&actor, &reference).await)
+        reply(self.worklog(&caller, &reference).await)
     }
 
     async fn add_link(
         &self,
         request: Request<pb::AddLinkRequest>,
     ) -> Result<Response<pb::AddLinkResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::add_link(request.into_inner(), &self.region)?;
                 let (link, ticket_version) =
-                    TicketApi::add_link(self, &actor, command, now).await?;
+                    TicketApi::add_link(self, &caller, command, now).await?;
                 Ok(pb::AddLinkResponse {
                     link: Some(link),
                     ticket_version,
@@ -327,10 +309,10 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::ListLinksRequest>,
     ) -> Result<Response<pb::ListLinksResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let reference = self.reference(&request.get_ref().ticket_id);
         reply(
-            self.links(&actor, &reference)
+            self.links(&caller, &reference)
                 .await
                 .map(|links| pb::ListLinksResponse { links }),
         )
@@ -340,12 +322,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::UpdateProblemRequest>,
     ) -> Result<Response<pb::UpdateProblemResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::update_problem(request.into_inner(), &self.region)?;
-                let ticket = TicketApi::update_problem(self, &actor, command, now).await;
+                let ticket = TicketApi::update_problem(self, &caller, command, now).await;
                 Ok(pb::UpdateProblemResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -358,12 +340,12 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::RateTicketRequest>,
     ) -> Result<Response<pb::RateTicketResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 let command = parse::rate_ticket(request.into_inner(), &self.region)?;
-                let ticket = self.rate(&actor, command, now).await;
+                let ticket = self.rate(&caller, command, now).await;
                 Ok(pb::RateTicketResponse {
                     ticket: self.ticket_reply(ticket)?,
                 })
@@ -376,10 +358,10 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::GetTicketHistoryRequest>,
     ) -> Result<Response<pb::GetTicketHistoryResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let reference = self.reference(&request.get_ref().id);
         reply(
-            self.history(&actor, &reference)
+            self.history(&caller, &reference)
                 .await
                 .map(|entries| pb::GetTicketHistoryResponse { entries }),
         )
@@ -389,9 +371,9 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::GetTicketSettingsRequest>,
     ) -> Result<Response<pb::GetTicketSettingsResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         reply(
-            self.settings(&actor)
+            self.settings(&caller)
                 .await
                 .map(|settings| pb::GetTicketSettingsResponse {
                     settings: Some(settings),
@@ -403,15 +385,15 @@ impl pb::ticket_service_server::TicketService for TicketApi {
         &self,
         request: Request<pb::UpdateTicketSettingsRequest>,
     ) -> Result<Response<pb::UpdateTicketSettingsResponse>, Status> {
-        let actor = actor_of(&request)?;
+        let caller = auth::caller(&request)?;
         let now = self.now();
         reply(
             async {
                 // Refused before the settings are read: someone who may not change them learns
                 // nothing from the answer about what would have been accepted.
-                access::check_manage_settings(&actor)?;
+                access::check_manage_settings(&caller)?;
                 let settings = parse::update_settings(request.into_inner())?;
-                let settings = TicketApi::update_settings(self, &actor, settings, now).await?;
+                let settings = TicketApi::update_settings(self, &caller, settings, now).await?;
                 Ok(pb::UpdateTicketSettingsResponse {
                     settings: Some(settings),
                 })

@@ -1,28 +1,26 @@
 //! The reading calls: a ticket, a list of tickets, and what hangs off one ticket — its history,
 //! comments, worklog and links. Each shows only what the caller may see.
 
-use desk_kit::paging;
+use desk_kit::{auth::Caller, paging};
 use desk_proto::{common::v1 as common, tickets::v1 as pb};
 
 use super::{TicketApi, TicketResult, convert, parse::ListTickets};
-use crate::domain::{
-    Actor, ListScope, StaffWork, TicketReference, Visibility, access, record::Ticket,
-};
+use crate::domain::{ListScope, StaffWork, TicketReference, Visibility, access, record::Ticket};
 
 impl TicketApi {
     pub(super) async fn get(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
     ) -> TicketResult<Ticket> {
-        self.find_readable(self.store.db().connection(), actor, reference)
+        self.find_readable(self.store.db().connection(), caller, reference)
             .await
     }
 
     /// A page of the tickets the caller may list, narrowed by their filters, newest first.
     pub(super) async fn list(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         query: ListTickets,
     ) -> TicketResult<pb::ListTicketsResponse> {
         let ListTickets {
@@ -31,7 +29,7 @@ impl TicketApi {
             page_size,
             after,
         } = query;
-        match access::list_scope(actor, mine) {
+        match access::list_scope(caller, mine) {
             ListScope::Tenant => {}
             ListScope::AssignedTo(assignee) => filter.assignee_id = Some(assignee),
             // The caller's own requester filter still narrows this (tickets of bob's they watch).
@@ -41,7 +39,7 @@ impl TicketApi {
             .store
             .list(
                 self.store.db().connection(),
-                &actor.tenant,
+                &caller.tenant,
                 &filter,
                 after,
                 page_size,
@@ -60,15 +58,15 @@ impl TicketApi {
 
     pub(super) async fn history(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
     ) -> TicketResult<Vec<common::AuditEntry>> {
         let conn = self.store.db().connection();
-        let ticket = self.find_readable(conn, actor, reference).await?;
-        access::require_staff_for(actor, StaffWork::ReadHistory)?;
+        let ticket = self.find_readable(conn, caller, reference).await?;
+        access::require_staff_for(caller, StaffWork::ReadHistory)?;
         Ok(self
             .store
-            .history(conn, &actor.tenant, ticket.id)
+            .history(conn, &caller.tenant, ticket.id)
             .await?
             .iter()
             .map(convert::history_to_pb)
@@ -78,15 +76,15 @@ impl TicketApi {
     /// The comments the caller may see, oldest first: internal ones only for staff.
     pub(super) async fn comments(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
     ) -> TicketResult<Vec<pb::Comment>> {
         let conn = self.store.db().connection();
-        let ticket = self.find_readable(conn, actor, reference).await?;
-        let include_internal = access::can_see_comment(actor, Visibility::Internal);
+        let ticket = self.find_readable(conn, caller, reference).await?;
+        let include_internal = access::can_see_comment(caller, Visibility::Internal);
         let comments = self
             .store
-            .comments(conn, &actor.tenant, ticket.id, include_internal)
+            .comments(conn, &caller.tenant, ticket.id, include_internal)
             .await?;
         Ok(comments
             .iter()
@@ -96,13 +94,13 @@ impl TicketApi {
 
     pub(super) async fn worklog(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
     ) -> TicketResult<pb::ListWorklogResponse> {
-        access::require_staff_for(actor, StaffWork::ReadWorklog)?;
+        access::require_staff_for(caller, StaffWork::ReadWorklog)?;
         let conn = self.store.db().connection();
-        let ticket = self.find_readable(conn, actor, reference).await?;
-        let entries = self.store.worklog(conn, &actor.tenant, ticket.id).await?;
+        let ticket = self.find_readable(conn, caller, reference).await?;
+        let entries = self.store.worklog(conn, &caller.tenant, ticket.id).await?;
         Ok(pb::ListWorklogResponse {
             total_minutes: entries.iter().map(|w| w.minutes).sum(),
             entries: entries
@@ -114,14 +112,14 @@ impl TicketApi {
 
     pub(super) async fn links(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
     ) -> TicketResult<Vec<pb::Link>> {
         let conn = self.store.db().connection();
-        let ticket = self.find_readable(conn, actor, reference).await?;
+        let ticket = self.find_readable(conn, caller, reference).await?;
         Ok(self
             .store
-            .links(conn, &actor.tenant, ticket.id)
+            .links(conn, &caller.tenant, ticket.id)
             .await?
             .iter()
             .map(convert::link_to_pb)

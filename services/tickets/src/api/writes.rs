@@ -2,14 +2,14 @@
 //! history entry and its events, in the caller's transaction, so they commit together or not at all.
 
 use chrono::{DateTime, Utc};
+use desk_kit::auth::Caller;
 use desk_kit::db::WriteTxn;
 use sea_orm::ConnectionTrait;
 
-use super::{TicketApi, TicketError, TicketResult, convert};
+use super::{TicketApi, TicketError, TicketResult};
 use crate::{
     domain::{
-        Actor, ChangedTicket, ExpectedVersion, TicketChange, TicketReference, access,
-        record::Ticket,
+        ChangedTicket, ExpectedVersion, TicketChange, TicketReference, access, record::Ticket,
     },
     events,
     store::HistoryActor,
@@ -21,14 +21,14 @@ impl TicketApi {
     pub(super) async fn find_readable<C: ConnectionTrait>(
         &self,
         conn: &C,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
     ) -> TicketResult<Ticket> {
         let ticket = self
-            .find_in_tenant(conn, &actor.tenant, reference)
+            .find_in_tenant(conn, &caller.tenant, reference)
             .await?
             .ok_or(TicketError::NotFound)?;
-        if !access::can_read(actor, &ticket.access_facts()) {
+        if !access::can_read(caller, &ticket.access_facts()) {
             return Err(TicketError::NotFound);
         }
         Ok(ticket)
@@ -56,11 +56,11 @@ impl TicketApi {
     pub(super) async fn load_for_write(
         &self,
         txn: &WriteTxn,
-        actor: &Actor,
+        caller: &Caller,
         reference: &TicketReference,
         expected_version: Option<ExpectedVersion>,
     ) -> TicketResult<Ticket> {
-        let ticket = self.find_readable(&**txn, actor, reference).await?;
+        let ticket = self.find_readable(&**txn, caller, reference).await?;
         if let Some(expected) = expected_version
             && expected.get() != ticket.version
         {
@@ -77,10 +77,10 @@ impl TicketApi {
     pub(super) async fn save_and_commit(
         &self,
         txn: WriteTxn,
-        actor: &Actor,
+        caller: &Caller,
         changed: ChangedTicket,
     ) -> TicketResult<Ticket> {
-        let ticket = self.save(&txn, actor, changed).await?;
+        let ticket = self.save(&txn, caller, changed).await?;
         self.store.commit(txn).await?;
         Ok(ticket)
     }
@@ -90,7 +90,7 @@ impl TicketApi {
     pub(super) async fn save(
         &self,
         txn: &WriteTxn,
-        actor: &Actor,
+        caller: &Caller,
         changed: ChangedTicket,
     ) -> TicketResult<Ticket> {
         let ChangedTicket {
@@ -113,7 +113,7 @@ impl TicketApi {
         if watchers_changed {
             self.store.replace_watchers(txn, &ticket).await?;
         }
-        self.record(txn, actor, &ticket, change, ticket.updated_at)
+        self.record(txn, caller, &ticket, change, ticket.updated_at)
             .await?;
         Ok(ticket)
     }
@@ -122,15 +122,15 @@ impl TicketApi {
     pub(super) async fn record(
         &self,
         txn: &WriteTxn,
-        actor: &Actor,
+        caller: &Caller,
         ticket: &Ticket,
         change: TicketChange,
         now: DateTime<Utc>,
     ) -> TicketResult<()> {
         let history_actor = HistoryActor {
-            subject: actor.subject.clone(),
-            name: actor.name.clone(),
-            roles: actor.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            subject: caller.subject.clone(),
+            name: caller.name.clone(),
+            roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),
         };
         self.store
             .append_history(
@@ -144,7 +144,7 @@ impl TicketApi {
             )
             .await?;
         let snapshot = self.to_pb(ticket);
-        let actor_pb = convert::actor_to_pb(actor);
+        let actor_pb = caller.actor();
         for fact in change.facts {
             self.store
                 .stage(txn, events::event_for(fact, &snapshot, &actor_pb), now)

@@ -2,10 +2,9 @@
 //! still bumps the ticket's version and is published, so a client following the ticket sees it.
 
 use chrono::{DateTime, Utc};
-use desk_kit::ids;
+use desk_kit::{auth::Caller, ids};
 use uuid::Uuid;
 
-use super::access::Actor;
 use super::change::{ChangedTicket, HistoryAction, RuleError, TicketChange};
 use super::commands::TicketReference;
 use super::facts::Fact;
@@ -55,7 +54,7 @@ impl Ticket {
     /// says who saw what.
     pub fn comment(
         &self,
-        author: &Actor,
+        author: &Caller,
         command: &AddComment,
         comment_id: Uuid,
         now: DateTime<Utc>,

@@ -2,9 +2,10 @@
 //! what the caller left out.
 
 use chrono::{DateTime, Utc};
+use desk_kit::auth::Caller;
 use uuid::Uuid;
 
-use super::access::{Actor, RequestedFields};
+use super::access::RequestedFields;
 use super::change::{HistoryAction, TicketChange};
 use super::commands::Title;
 use super::facts::Fact;
@@ -53,13 +54,13 @@ pub const DEFAULT_CHANNEL: Channel = Channel::Api;
 
 impl CreateTicket {
     /// Who the ticket is for: the named requester, or the caller.
-    pub fn requester_for<'a>(&'a self, actor: &'a Actor) -> &'a str {
-        self.requester_id.as_deref().unwrap_or(&actor.subject)
+    pub fn requester_for<'a>(&'a self, caller: &'a Caller) -> &'a str {
+        self.requester_id.as_deref().unwrap_or(&caller.subject)
     }
 
     /// The staff-only fields this create sets. Naming oneself as the requester is not raising a
     /// ticket on someone's behalf.
-    pub fn requested_fields(&self, actor: &Actor) -> RequestedFields {
+    pub fn requested_fields(&self, caller: &Caller) -> RequestedFields {
         RequestedFields {
             impact: self.impact.is_some(),
             urgency: self.urgency.is_some(),
@@ -67,7 +68,7 @@ impl CreateTicket {
             assignee: self.assignee_id.is_some(),
             tier: self.tier.is_some(),
             major_incident: self.major_incident,
-            requester_other_than_self: self.requester_for(actor) != actor.subject,
+            requester_other_than_self: self.requester_for(caller) != caller.subject,
             ..RequestedFields::default()
         }
     }
@@ -78,12 +79,12 @@ impl CreateTicket {
     /// created with a group or an assignee starts `assigned` rather than `new`.
     pub fn into_ticket(
         self,
-        actor: &Actor,
+        caller: &Caller,
         identity: NewTicketIdentity,
         priority_matrix: &PriorityMatrix,
         now: DateTime<Utc>,
     ) -> (Ticket, TicketChange) {
-        let requester_id = self.requester_for(actor).to_owned();
+        let requester_id = self.requester_for(caller).to_owned();
         let impact = self.impact.unwrap_or(DEFAULT_IMPACT);
         let urgency = self.urgency.unwrap_or(DEFAULT_URGENCY);
         let status = lifecycle::status_after_assignment(
@@ -92,7 +93,7 @@ impl CreateTicket {
         );
         let ticket = Ticket {
             id: identity.id,
-            tenant_id: actor.tenant.clone(),
+            tenant_id: caller.tenant.clone(),
             number: identity.number,
             ticket_type: self.ticket_type,
             title: self.title.into_string(),
@@ -116,7 +117,7 @@ impl CreateTicket {
             problem: ProblemDetails::default(),
             satisfaction: None,
             version: 1,
-            created_by: actor.subject.clone(),
+            created_by: caller.subject.clone(),
             created_at: now,
             updated_at: now,
         };

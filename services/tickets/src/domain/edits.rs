@@ -2,8 +2,9 @@
 //! fields a requester may touch, and what an edit changes, records and publishes.
 
 use chrono::{DateTime, Utc};
+use desk_kit::auth::Caller;
 
-use super::access::{self, AccessError, Actor, RequestedFields};
+use super::access::{self, AccessError, RequestedFields};
 use super::change::{ChangedTicket, Edit, HistoryAction, RuleError, TicketChange};
 use super::commands::{ClearableEdit, ExpectedVersion, TicketReference, Title};
 use super::facts::Fact;
@@ -52,10 +53,10 @@ impl UpdateTicket {
 
     /// Whether the caller may send this update at all, before the ticket is looked at: no
     /// staff-only field from a requester, and no removing watchers or replacing what is affected.
-    pub fn check_caller(&self, actor: &Actor) -> Result<(), AccessError> {
-        access::check_requester_fields(actor, &self.requested_fields())?;
+    pub fn check_caller(&self, caller: &Caller) -> Result<(), AccessError> {
+        access::check_requester_fields(caller, &self.requested_fields())?;
         access::check_list_edits(
-            actor,
+            caller,
             self.replace_affected.is_some(),
             !self.remove_watcher_ids.is_empty(),
         )

@@ -43,9 +43,7 @@ pub mod settings;
 pub mod ticket;
 pub mod validate;
 
-pub use access::{
-    AccessError, Actor, ListScope, RequestedFields, Role, StaffWork, TicketAccessFacts,
-};
+pub use access::{AccessError, ListScope, RequestedFields, StaffWork, TicketAccessFacts};
 pub use change::{ChangedTicket, Edit, HistoryAction, RuleError, TicketChange};
 pub use commands::{ClearableEdit, ExpectedVersion, TicketReference, Title};
 pub use facts::Fact;

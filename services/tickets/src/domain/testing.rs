@@ -1,9 +1,9 @@
 //! Builders for the domain's unit tests: one ordinary ticket and callers around it.
 
 use chrono::{DateTime, TimeZone, Utc};
+use desk_kit::auth::{Caller, Role};
 use uuid::Uuid;
 
-use super::access::{Actor, Role};
 use super::record::{ProblemDetails, Ticket};
 use super::ticket::{Channel, Level, Priority, Status, SupportTier, TicketType};
 
@@ -57,20 +57,22 @@ pub fn in_status(status: Status, ticket: Ticket) -> Ticket {
     }
 }
 
-pub fn caller(subject: &str, roles: &[Role]) -> Actor {
-    Actor {
+pub fn caller(subject: &str, roles: &[Role]) -> Caller {
+    Caller {
         subject: subject.into(),
         tenant: "acme".into(),
         roles: roles.to_vec(),
         groups: Vec::new(),
         name: Some(format!("{subject} (display name)")),
+        email: None,
+        locale: None,
     }
 }
 
-pub fn agent() -> Actor {
+pub fn agent() -> Caller {
     caller("agent-7", &[Role::Agent])
 }
 
-pub fn alice() -> Actor {
+pub fn alice() -> Caller {
     caller("alice", &[Role::Requester])
 }
