@@ -1,0 +1,10 @@
+//! The gateway's service tests: real tickets and CMDB processes behind real gateways, on
+//! loopback. One test binary; a module per area.
+
+#[path = "gateway/support.rs"]
+mod support;
+
+#[path = "gateway/routing.rs"]
+mod routing;
+#[path = "gateway/upstream_health.rs"]
+mod upstream_health;
