@@ -4,6 +4,10 @@
 #[path = "gateway/support.rs"]
 mod support;
 
+#[path = "gateway/discovery.rs"]
+mod discovery;
+#[path = "gateway/grpc_web.rs"]
+mod grpc_web;
 #[path = "gateway/routing.rs"]
 mod routing;
 #[path = "gateway/upstream_health.rs"]

@@ -59,8 +59,11 @@ impl http_body::Body for FrameLimited {
         self.inner.is_end_stream()
     }
 
+    /// Unknown, whatever the inner body says: a gRPC-Web text body reports the size of its
+    /// base64 text, not of the messages decoded from it, and an HTTP/2 client that believed it
+    /// would send a `content-length` the stream then breaks (`PROTOCOL_ERROR`).
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        http_body::SizeHint::default()
     }
 }
 

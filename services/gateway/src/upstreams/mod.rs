@@ -273,7 +273,7 @@ impl Upstream {
                     if let Some(status) = status_in_chain(&error) {
                         return status::response(status);
                     }
-                    tracing::debug!(upstream = %self.label, error = %error, "upstream not reached");
+                    tracing::debug!(upstream = %self.label, error = ?error, "upstream not reached");
                     (None, AttemptOutcome::Unavailable)
                 }
             };

@@ -28,8 +28,23 @@ use tonic_health::pb::{
 
 pub use desk_testkit::service::{EVENTUALLY, SECRET, TENANT, expect_code, with_token};
 
+/// `DESK_TEST_LOGS=1` shows the processes' logs (the production subscriber; `RUST_LOG`
+/// filters), which is how a failing test is diagnosed.
+fn init_logs_when_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("DESK_TEST_LOGS").is_some() {
+        ONCE.call_once(|| {
+            if let Ok(guard) = desk_kit::telemetry::init("desk-gateway-tests") {
+                // Kept for the whole test process.
+                std::mem::forget(guard);
+            }
+        });
+    }
+}
+
 /// A process's settings in `region`: the test's nats-server, the development secret.
 pub fn settings(region: &str, nats: &NatsServer) -> Settings {
+    init_logs_when_asked();
     let mut settings = Settings::defaults();
     settings.region = region.to_owned();
     settings.nats.url = nats.url();
