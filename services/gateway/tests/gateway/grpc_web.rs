@@ -47,8 +47,7 @@ impl Answer {
     fn status_code(&self) -> Option<u16> {
         self.headers
             .lines()
-            .filter(|line| line.starts_with("HTTP/"))
-            .last()?
+            .rfind(|line| line.starts_with("HTTP/"))?
             .split_whitespace()
             .nth(1)?
             .parse()
