@@ -8,6 +8,8 @@ mod support;
 mod discovery;
 #[path = "gateway/grpc_web.rs"]
 mod grpc_web;
+#[path = "gateway/limits.rs"]
+mod limits;
 #[path = "gateway/routing.rs"]
 mod routing;
 #[path = "gateway/upstream_health.rs"]

@@ -3,6 +3,7 @@
 
 use std::{
     pin::Pin,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
 };
 
@@ -20,12 +21,17 @@ fn too_large(error: TooLarge) -> Status {
     ))
 }
 
+/// Where a [`FrameLimited`] body leaves the status it failed with, for whoever sent it on: an
+/// HTTP/2 client reports a body that failed only as a reset stream.
+pub type Refusal = Arc<OnceLock<Status>>;
+
 /// A body that fails with `RESOURCE_EXHAUSTED` as soon as a message prefix announces more than
 /// the limit, before the message itself is read or forwarded. The error is a [`Status`], which
-/// tonic (in this process) and the proxy (for an upstream) answer as it is.
+/// tonic (in this process) answers as it is; the proxy reads it from the [`Refusal`].
 pub struct FrameLimited {
     inner: Body,
     scanner: FrameScanner,
+    refusal: Refusal,
 }
 
 impl FrameLimited {
@@ -33,7 +39,13 @@ impl FrameLimited {
         FrameLimited {
             inner,
             scanner: FrameScanner::new(u64::try_from(limit).unwrap_or(u64::MAX)),
+            refusal: Refusal::default(),
         }
+    }
+
+    /// The status this body will have failed with, if it does.
+    pub fn refusal(&self) -> Refusal {
+        self.refusal.clone()
     }
 }
 
@@ -50,7 +62,9 @@ impl http_body::Body for FrameLimited {
             && let Some(data) = frame.data_ref()
             && let Err(error) = self.scanner.scan(data)
         {
-            return Poll::Ready(Some(Err(too_large(error))));
+            let status = too_large(error);
+            let _ = self.refusal.set(status.clone());
+            return Poll::Ready(Some(Err(status)));
         }
         polled
     }

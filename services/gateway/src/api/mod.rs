@@ -226,15 +226,20 @@ impl Gateway {
             };
             (RequestBody::Whole(bytes), destination)
         } else {
-            let limited = Body::new(body::FrameLimited::new(body, self.max_message_bytes));
-            (RequestBody::Streaming(limited), without_id)
+            let limited = body::FrameLimited::new(body, self.max_message_bytes);
+            let refusal = limited.refusal();
+            let body = RequestBody::Streaming {
+                body: Body::new(limited),
+                refusal,
+            };
+            (body, without_id)
         };
 
         let mut response = match self.upstreams.get(&destination) {
             None => {
                 let body = match body {
                     RequestBody::Whole(bytes) => Body::new(http_body_util::Full::new(bytes)),
-                    RequestBody::Streaming(body) => body,
+                    RequestBody::Streaming { body, .. } => body,
                 };
                 call_local(inner, http::Request::from_parts(parts, body)).await
             }

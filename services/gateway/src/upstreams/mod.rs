@@ -28,7 +28,7 @@ use tonic::{
 use tower::ServiceExt as _;
 
 use crate::{
-    api::status,
+    api::{body::Refusal, status},
     domain::{
         breaker::{Admission, Breaker, Transition},
         deadline::grpc_timeout_value,
@@ -117,8 +117,9 @@ impl RequestHead {
 
 /// A request body as the gateway holds it.
 pub enum RequestBody {
-    /// Streamed through as it arrives: cannot be sent twice.
-    Streaming(Body),
+    /// Streamed through as it arrives: cannot be sent twice. When it fails with a status of
+    /// its own (a message over the limit), that status is in `refusal`.
+    Streaming { body: Body, refusal: Refusal },
     /// A unary request read whole: may be sent again.
     Whole(Bytes),
 }
@@ -220,9 +221,9 @@ impl Upstream {
         idempotent: bool,
         policy: RetryPolicy,
     ) -> http::Response<Body> {
-        let (whole, mut streaming) = match body {
-            RequestBody::Whole(bytes) => (Some(bytes), None),
-            RequestBody::Streaming(body) => (None, Some(body)),
+        let (whole, mut streaming, refusal) = match body {
+            RequestBody::Whole(bytes) => (Some(bytes), None, None),
+            RequestBody::Streaming { body, refusal } => (None, Some(body), Some(refusal)),
         };
         let retryable = idempotent && whole.is_some();
         self.budget
@@ -270,8 +271,8 @@ impl Upstream {
                 Ok(Err(error)) => {
                     // The request's own body failed (a message over the limit): that is the
                     // caller's answer, and says nothing about the upstream.
-                    if let Some(status) = status_in_chain(&error) {
-                        return status::response(status);
+                    if let Some(status) = refusal.as_ref().and_then(|r| r.get()) {
+                        return status::response(status.clone());
                     }
                     tracing::debug!(upstream = %self.label, error = ?error, "upstream not reached");
                     (None, AttemptOutcome::Unavailable)
@@ -295,17 +296,6 @@ impl Upstream {
             });
         }
     }
-}
-
-fn status_in_chain(error: &(dyn std::error::Error + 'static)) -> Option<Status> {
-    let mut source = Some(error);
-    while let Some(error) = source {
-        if let Some(status) = error.downcast_ref::<Status>() {
-            return Some(status.clone());
-        }
-        source = error.source();
-    }
-    None
 }
 
 /// Every upstream of this gateway, built from settings.
