@@ -33,6 +33,17 @@ impl std::fmt::Debug for LocalGateway {
 /// `upstreams` (`("tickets", addr)` sets `services.tickets.url`). `settings` are a process's
 /// settings as any other's: NATS, token keys, `region` and `gateway.*`. Returns once it serves.
 pub async fn start(
+    settings: Settings,
+    upstreams: &[(&str, SocketAddr)],
+) -> anyhow::Result<LocalGateway> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    start_on(listener, settings, upstreams).await
+}
+
+/// [`start`] on a listener bound beforehand: gateways of two regions that are each other's
+/// peers need both addresses before either starts.
+pub async fn start_on(
+    listener: TcpListener,
     mut settings: Settings,
     upstreams: &[(&str, SocketAddr)],
 ) -> anyhow::Result<LocalGateway> {
@@ -44,7 +55,6 @@ pub async fn start(
             },
         );
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (ready, is_ready) = oneshot::channel::<()>();
     let (shutdown, stop) = oneshot::channel::<()>();

@@ -10,6 +10,8 @@ mod discovery;
 mod grpc_web;
 #[path = "gateway/limits.rs"]
 mod limits;
+#[path = "gateway/regions.rs"]
+mod regions;
 #[path = "gateway/routing.rs"]
 mod routing;
 #[path = "gateway/upstream_health.rs"]

@@ -158,6 +158,17 @@ impl Region {
         nats: &NatsServer,
         configure: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<Region> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Region::start_on(listener, name, nats, configure).await
+    }
+
+    /// [`Region::start`] with the gateway on `listener`, bound beforehand.
+    pub async fn start_on(
+        listener: TcpListener,
+        name: &str,
+        nats: &NatsServer,
+        configure: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Region> {
         let tickets = Process::start(desk_tickets::ENTRY, settings(name, nats))
             .await
             .context("starting tickets")?;
@@ -166,7 +177,8 @@ impl Region {
             .context("starting the CMDB")?;
         let mut gateway_settings = settings(name, nats);
         configure(&mut gateway_settings);
-        let gateway = desk_gateway::local::start(
+        let gateway = desk_gateway::local::start_on(
+            listener,
             gateway_settings,
             &[("tickets", tickets.addr), ("cmdb", cmdb.addr)],
         )
