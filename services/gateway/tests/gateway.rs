@@ -10,9 +10,13 @@ mod discovery;
 mod grpc_web;
 #[path = "gateway/limits.rs"]
 mod limits;
+#[path = "gateway/one_process.rs"]
+mod one_process;
 #[path = "gateway/regions.rs"]
 mod regions;
 #[path = "gateway/routing.rs"]
 mod routing;
+#[path = "gateway/streaming.rs"]
+mod streaming;
 #[path = "gateway/upstream_health.rs"]
 mod upstream_health;

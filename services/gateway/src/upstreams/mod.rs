@@ -306,10 +306,13 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// The services named in `services.<name>.url` that own public gRPC services (other
-    /// entries are addresses this process's services call, not the gateway's business), except
-    /// `own_name`: the gateway never forwards its own package to itself. And every peer but the
-    /// gateway's own region.
+    /// Every service named in `services.<name>.url` except `own_name` (the gateway never
+    /// forwards its own package to itself), and every peer but the gateway's own region.
+    ///
+    /// A service whose protos this gateway was built without is forwarded all the same (its
+    /// calls are routed by package, see [`crate::domain::methods::MethodInfo::unknown`]): a new
+    /// service is reachable by configuration alone. Its health is its overall status, reported
+    /// as `service.<name>`, since the gateway does not know its gRPC services' names.
     pub fn from_settings(
         settings: &Settings,
         table: &MethodTable,
@@ -317,12 +320,15 @@ impl Upstreams {
     ) -> anyhow::Result<Upstreams> {
         let mut upstreams = Upstreams::default();
         for (name, address) in &settings.services {
-            let names: Vec<(String, String)> = table
+            if name == own_name {
+                continue;
+            }
+            let mut names: Vec<(String, String)> = table
                 .services_of(name)
                 .map(|service| (service.to_owned(), service.to_owned()))
                 .collect();
-            if name == own_name || names.is_empty() {
-                continue;
+            if names.is_empty() {
+                names.push((String::new(), format!("service.{name}")));
             }
             let upstream = Upstream::new(name.clone(), &address.url, names, settings)
                 .with_context(|| format!("services.{name}.url"))?;

@@ -83,7 +83,15 @@ pub struct Process {
 
 impl Process {
     /// `entry` as `desk serve --target <entry>` runs it, with `settings` and a fresh database.
-    pub async fn start(entry: ServiceEntry, mut settings: Settings) -> anyhow::Result<Process> {
+    pub async fn start(entry: ServiceEntry, settings: Settings) -> anyhow::Result<Process> {
+        Process::start_all(vec![entry], settings).await
+    }
+
+    /// `entries` in one process, as `desk up` runs them, on one fresh database.
+    pub async fn start_all(
+        entries: Vec<ServiceEntry>,
+        mut settings: Settings,
+    ) -> anyhow::Result<Process> {
         let database = desk_testkit::sqlite_database()?;
         settings.database.url = Secret::new(database.url.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -95,7 +103,7 @@ impl Process {
                 listener,
                 settings,
                 Arc::new(SystemClock),
-                &[entry],
+                &entries,
                 move || {
                     let _ = ready.send(());
                 },
@@ -109,8 +117,8 @@ impl Process {
             server
                 .await
                 .context("the service task panicked")?
-                .with_context(|| format!("starting {}", entry.name))?;
-            bail!("{} stopped before it was ready", entry.name);
+                .context("starting the process")?;
+            bail!("the process stopped before it was ready");
         }
         Ok(Process {
             addr,
