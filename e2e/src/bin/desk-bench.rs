@@ -10,6 +10,8 @@
 
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
+#[path = "desk_bench/gateway.rs"]
+mod gateway;
 
 /// The same allocator as the desk: the client's decoding of impact answers (thousands of small
 /// strings) is part of every latency measured, and so are the in-process timings of the desk's
@@ -49,6 +51,8 @@ enum Command {
     Tickets(TicketArgs),
     /// CMDB: import of a generated estate, impact analysis latency, impact index rebuild.
     Cmdb(cmdb::CmdbArgs),
+    /// Gateway: ticket creates through the gateway and directly, and a burst over a limit.
+    Gateway(gateway::GatewayArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -83,7 +87,7 @@ struct TicketArgs {
     pg_ceiling: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -127,6 +131,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(cmdb::run(args)),
+        Command::Gateway(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(gateway::run(args)),
     }
 }
 
