@@ -12,6 +12,8 @@
 mod cmdb;
 #[path = "desk_bench/directory.rs"]
 mod directory;
+#[path = "desk_bench/gateway.rs"]
+mod gateway;
 
 /// The same allocator as the desk: the client's decoding of impact answers (thousands of small
 /// strings) is part of every latency measured, and so are the in-process timings of the desk's
@@ -53,6 +55,8 @@ enum Command {
     Cmdb(cmdb::CmdbArgs),
     /// Directory: provisioning of a large tenant, person and team lookups under concurrency.
     Directory(directory::DirectoryArgs),
+    /// Gateway: ticket creates through the gateway and directly, and a burst over a limit.
+    Gateway(gateway::GatewayArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -87,7 +91,7 @@ struct TicketArgs {
     pg_ceiling: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -136,6 +140,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(directory::run(args)),
+        Command::Gateway(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(gateway::run(args)),
     }
 }
 

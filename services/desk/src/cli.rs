@@ -49,7 +49,7 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Comma-separated services to run: tickets, cmdb.
+    /// Comma-separated services to run: tickets, cmdb, gateway.
     #[arg(long, value_delimiter = ',', required = true)]
     pub target: Vec<String>,
     #[arg(long, env = "DESK_GRPC__LISTEN")]

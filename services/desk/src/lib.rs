@@ -25,9 +25,15 @@ use tokio::net::TcpListener;
 use cli::{Cli, Command};
 
 /// The services this binary runs, in start-up order; `desk serve --target` names them by
-/// `ServiceEntry::name`. The other services join here as they land.
-pub const SERVICES: &[ServiceEntry] =
-    &[desk_tickets::ENTRY, desk_cmdb::ENTRY, desk_directory::ENTRY];
+/// `ServiceEntry::name`. The other services join here as they land. The gateway is a layer
+/// around every call of its process: in `desk up` around the in-process services, with
+/// `desk serve --target gateway` around its forwarding to the others.
+pub const SERVICES: &[ServiceEntry] = &[
+    desk_tickets::ENTRY,
+    desk_cmdb::ENTRY,
+    desk_directory::ENTRY,
+    desk_gateway::ENTRY,
+];
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -8,15 +8,26 @@
 //! `traceparent`, and ordered shutdown. The `desk` binary and the service tests
 //! (`desk_testkit::service`) both start services through [`run`], so a test boots exactly what
 //! production boots, with a clock of its choosing.
+//!
+//! Two hooks let a service act on the whole process rather than on its own routes, which is
+//! what the gateway needs: [`Platform::health`] (a service may report health names of its own,
+//! the gateway each upstream's) and [`Platform::front`] ([`FrontLayers`]: layers around every
+//! call the process serves, so the gateway's limits wrap the in-process services in monolithic
+//! mode exactly as they wrap its proxy in microservices mode).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use async_nats::jetstream;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::RoutesBuilder;
-use tonic_health::ServingStatus;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     auth::Verifier,
@@ -35,6 +46,11 @@ pub struct Platform {
     pub clock: SharedClock,
     /// Cancelled after the gRPC server has drained: relays and consumers stop at a message boundary.
     pub workers_shutdown: CancellationToken,
+    /// The process's gRPC health, which [`serve`] serves. Services may set names of their own
+    /// besides those [`serve`] sets from [`ServiceParts::grpc_services`].
+    pub health: HealthReporter,
+    /// Layers a service puts around every call of the process; [`serve`] applies them.
+    pub front: FrontLayers,
 }
 
 impl Platform {
@@ -58,7 +74,77 @@ impl Platform {
             verifier,
             clock,
             workers_shutdown: CancellationToken::new(),
+            health: HealthReporter::new(),
+            front: FrontLayers::default(),
         })
+    }
+}
+
+/// Every call a process serves, as one boxed HTTP service: what a [`FrontLayers`] layer wraps.
+pub type HttpService = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    Infallible,
+>;
+
+type FrontLayer = Arc<dyn Fn(HttpService) -> HttpService + Send + Sync>;
+
+/// Layers around every call a process serves, added by services while they are built
+/// ([`FrontLayers::add`]) and applied by [`serve`]. They are the outermost layers, so they see
+/// each request as it came: before gRPC-Web is translated (a CORS preflight is answered there),
+/// and before the routes, health and reflection. The first layer added is the outermost.
+#[derive(Clone, Default)]
+pub struct FrontLayers {
+    layers: Arc<Mutex<Vec<FrontLayer>>>,
+}
+
+impl std::fmt::Debug for FrontLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self
+            .layers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("FrontLayers")
+            .field("layers", &count)
+            .finish()
+    }
+}
+
+impl FrontLayers {
+    /// Wraps every call of this process in `layer` (inside the layers added before it).
+    pub fn add(&self, layer: impl Fn(HttpService) -> HttpService + Send + Sync + 'static) {
+        self.layers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(layer));
+    }
+
+    fn wrap(&self, inner: HttpService) -> HttpService {
+        let layers = self.layers.lock().unwrap_or_else(PoisonError::into_inner);
+        layers
+            .iter()
+            .rev()
+            .fold(inner, |service, layer| layer(service))
+    }
+}
+
+impl<S> tower::Layer<S> for FrontLayers
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Service = HttpService;
+
+    fn layer(&self, inner: S) -> HttpService {
+        self.wrap(HttpService::new(inner))
     }
 }
 
@@ -174,7 +260,10 @@ pub async fn serve(
     services: Vec<ServiceParts>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let health = platform.health.clone();
+    let health_service = tonic_health::pb::health_server::HealthServer::new(
+        tonic_health::server::HealthService::from_health_reporter(health.clone()),
+    );
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(desk_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -237,6 +326,7 @@ pub async fn serve(
         // Import batches and impact answers run to megabytes: let HTTP/2 grow its flow-control
         // window with the connection's bandwidth-delay product instead of stalling at 64 KiB.
         .http2_adaptive_window(Some(true))
+        .layer(platform.front.clone())
         .layer(tonic_web::GrpcWebLayer::new())
         .trace_fn(crate::telemetry::grpc_request_span)
         .concurrency_limit_per_connection(grpc.concurrency_per_connection)
@@ -321,5 +411,49 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{Layer as _, ServiceExt as _};
+
+    /// A layer that appends `mark` to the response header `x-path`, so the order shows.
+    fn marking(mark: &'static str) -> impl Fn(HttpService) -> HttpService + Send + Sync {
+        move |inner: HttpService| {
+            HttpService::new(tower::util::MapResponse::new(
+                inner,
+                move |mut response: http::Response<tonic::body::Body>| {
+                    let seen = response
+                        .headers()
+                        .get("x-path")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    if let Ok(value) = http::HeaderValue::from_str(&format!("{seen}{mark}")) {
+                        response.headers_mut().insert("x-path", value);
+                    }
+                    response
+                },
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn front_layers_wrap_every_call_the_first_added_outermost() {
+        let front = FrontLayers::default();
+        front.add(marking("outer"));
+        front.add(marking("inner,"));
+        let routes = tower::service_fn(|_: http::Request<tonic::body::Body>| async {
+            Ok::<_, Infallible>(http::Response::new(tonic::body::Body::empty()))
+        });
+        let response = front
+            .layer(routes)
+            .oneshot(http::Request::new(tonic::body::Body::empty()))
+            .await
+            .expect("infallible");
+        // Responses pass the inner layer first.
+        assert_eq!(response.headers()["x-path"], "inner,outer");
     }
 }

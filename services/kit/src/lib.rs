@@ -21,7 +21,8 @@
 //! - [`nats_server`]: finding a nats-server >= 2.10 to start.
 //! - [`paging`]: opaque cursor tokens.
 //! - [`schema`]: column and index shorthands for migrations.
-//! - [`host`]: composing services into one server with health, reflection, gRPC-Web and ordered shutdown.
+//! - [`host`]: composing services into one server with health, reflection, gRPC-Web and ordered shutdown;
+//!   the process-wide hooks `Platform::health` and `Platform::front` (layers around every call).
 //!
 //! # Adding a service
 //! Say the service is `sla`; every step names where the first two services (`desk-tickets`,

@@ -42,6 +42,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub outbox: OutboxSettings,
     pub consumer: ConsumerSettings,
+    /// The gateway's limits, routing and browser access (`desk-gateway`).
+    pub gateway: GatewaySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +140,81 @@ pub struct ConsumerSettings {
     pub inbox_retention_hours: u64,
 }
 
+/// The gateway: in microservices mode (`desk serve --target gateway`) it forwards each call to
+/// the service named by its gRPC package (`desk.tickets.v1.…` → `services.tickets.url`); in
+/// monolithic mode (`desk up`) the same layers wrap the in-process services. See the gateway
+/// crate's docs and the README's "Gateway" section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    /// Browser origins allowed to call through CORS, exactly as a browser sends them
+    /// (`https://portal.example.com`); `*` allows any. Empty: no browser page may call.
+    /// In the environment, comma-separated (`DESK_GATEWAY__CORS_ORIGINS=https://a,https://b`).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// How long a browser may keep a preflight's answer.
+    pub cors_max_age_seconds: u64,
+    /// The longest deadline a call may ask for (`grpc-timeout`); a call that names none, or a
+    /// later one, gets this one.
+    pub max_deadline_ms: u64,
+    /// Larger request messages are refused with `RESOURCE_EXHAUSTED` before they are forwarded.
+    pub max_message_bytes: usize,
+    /// How often each upstream's gRPC health is checked.
+    pub health_interval_ms: u64,
+    pub retry: GatewayRetrySettings,
+    pub breaker: GatewayBreakerSettings,
+    pub limits: GatewayRateLimits,
+    /// Other regions' gateways (`gateway.peers.emea.url = "http://gateway.emea:50051"`): a call
+    /// whose request id names one of these regions is answered there.
+    #[serde(default)]
+    pub peers: BTreeMap<String, ServiceAddress>,
+}
+
+/// Retries of idempotent calls (reads) whose upstream could not be reached.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayRetrySettings {
+    /// Attempts of one call, the first included (1: no retry).
+    pub max_attempts: u32,
+    /// Pause before the first retry; each further retry waits twice as long.
+    pub backoff_ms: u64,
+    /// Retries may add at most this share of an upstream's calls (0.2: one retry per five calls)...
+    pub budget_ratio: f64,
+    /// ...plus this many per second, so a quiet upstream can still be retried.
+    pub budget_min_per_second: f64,
+}
+
+/// When the gateway stops calling an upstream that fails (a circuit breaker per upstream).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayBreakerSettings {
+    /// Consecutive failures (unreachable, `UNAVAILABLE`) that open the circuit.
+    pub failure_threshold: u32,
+    /// How long an open circuit refuses calls before one trial call may pass.
+    pub open_ms: u64,
+}
+
+/// Token buckets per method class (see the gateway's `domain::methods`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayRateLimits {
+    /// `Get*`, `List*`.
+    pub reads: ClassRateLimits,
+    /// Every call that changes something and is not an import.
+    pub writes: ClassRateLimits,
+    /// `Search*`, `Analyze*`: reads that can cost much more than one object.
+    pub searches: ClassRateLimits,
+    /// `StageImport`, `CommitImport`, `DiscardImport`: bulk writes.
+    pub imports: ClassRateLimits,
+}
+
+/// Two token buckets for one method class: one per tenant, one per person (tenant and `sub`).
+/// A call needs a token from both. A rate of 0 means no limit for that bucket.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClassRateLimits {
+    pub tenant_per_minute: u32,
+    /// Calls a tenant may make at once after a quiet time.
+    pub tenant_burst: u32,
+    pub person_per_minute: u32,
+    pub person_burst: u32,
+}
+
 const DEFAULTS: &str = r#"
 region = "local"
 data_dir = ".desk-data"
@@ -168,6 +245,39 @@ backoff_ms = [200, 1000, 5000, 30000]
 ack_wait_seconds = 30
 batch_size = 64
 inbox_retention_hours = 168
+[gateway]
+cors_max_age_seconds = 600
+max_deadline_ms = 30000
+max_message_bytes = 4194304
+health_interval_ms = 5000
+[gateway.retry]
+max_attempts = 3
+backoff_ms = 20
+budget_ratio = 0.2
+budget_min_per_second = 10.0
+[gateway.breaker]
+failure_threshold = 5
+open_ms = 5000
+[gateway.limits.reads]
+tenant_per_minute = 60000
+tenant_burst = 2000
+person_per_minute = 6000
+person_burst = 200
+[gateway.limits.writes]
+tenant_per_minute = 12000
+tenant_burst = 500
+person_per_minute = 1200
+person_burst = 60
+[gateway.limits.searches]
+tenant_per_minute = 3000
+tenant_burst = 100
+person_per_minute = 300
+person_burst = 20
+[gateway.limits.imports]
+tenant_per_minute = 120
+tenant_burst = 10
+person_per_minute = 60
+person_burst = 5
 "#;
 
 impl Settings {
@@ -183,7 +293,11 @@ impl Settings {
                 config::Environment::with_prefix("DESK")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    // Only the keys named here are split at commas; every other value stays
+                    // one string.
+                    .list_separator(",")
+                    .with_list_parse_key("gateway.cors_origins"),
             )
             .build()?
             .try_deserialize()?;
@@ -237,6 +351,33 @@ mod tests {
             settings.database_url_for("tickets"),
             "sqlite://.desk-data/tickets.sqlite?mode=rwc"
         );
+    }
+
+    #[test]
+    fn gateway_settings_read_peers_and_origins_from_a_file() {
+        let mut file = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            b"[gateway]\ncors_origins = [\"https://portal.example.com\"]\n\
+              [gateway.peers.emea]\nurl = \"http://gateway.emea:50051\"\n\
+              [gateway.limits.reads]\ntenant_per_minute = 10\n",
+        )
+        .expect("written");
+        let settings = Settings::load(Some(file.path())).expect("loads");
+        assert_eq!(
+            settings.gateway.cors_origins,
+            ["https://portal.example.com"]
+        );
+        assert_eq!(
+            settings.gateway.peers.get("emea").map(|p| p.url.as_str()),
+            Some("http://gateway.emea:50051")
+        );
+        assert_eq!(settings.gateway.limits.reads.tenant_per_minute, 10);
+        // The rest of the class keeps its defaults.
+        assert_eq!(settings.gateway.limits.reads.tenant_burst, 2000);
     }
 
     #[test]
