@@ -227,7 +227,7 @@ spec:
           readinessProbe:
             grpc:
               port: {{ $values.grpcPort }}
-              service: {{ $target.grpcService }}
+              service: {{ $target.grpcService | quote }}
             periodSeconds: {{ int $target.probes.readiness.periodSeconds }}
             timeoutSeconds: {{ int $target.probes.readiness.timeoutSeconds }}
             failureThreshold: {{ int $target.probes.readiness.failureThreshold }}
