@@ -82,7 +82,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         tickets: tickets_child,
         gateway: gateway_child,
     };
-    let outcome = measure(&args, &tickets, gateway_addr).await;
+    let pids = (processes.tickets.id(), processes.gateway.id());
+    let outcome = measure(&args, &tickets, gateway_addr, pids).await;
     let _ = processes.tickets.start_kill();
     let _ = processes.gateway.start_kill();
     let _ = processes.tickets.wait().await;
@@ -177,10 +178,16 @@ async fn connect_when_serving(
     }
 }
 
+/// CPU seconds of a child process so far (0 when it is gone).
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    pid.map_or(0.0, |pid| crate::pid_cpu_seconds(&pid.to_string(), false))
+}
+
 async fn measure(
     args: &GatewayArgs,
     tickets: &DeskLaunch,
     gateway_addr: SocketAddr,
+    (tickets_pid, gateway_pid): (Option<u32>, Option<u32>),
 ) -> anyhow::Result<serde_json::Value> {
     let token: MetadataValue<_> = format!(
         "Bearer {}",
@@ -204,6 +211,9 @@ async fn measure(
         .ceil()
         .max(1.0) as u32;
     let slice = args.duration / (slices * 2);
+    let gateway_cpu_before = cpu_seconds(gateway_pid);
+    let tickets_cpu_before = cpu_seconds(tickets_pid);
+    let client_cpu_before = crate::process_cpu_seconds();
     for _ in 0..slices {
         direct_load
             .drive(&direct, &token, args.concurrency, slice)
@@ -212,7 +222,11 @@ async fn measure(
             .drive(&via_gateway, &token, args.concurrency, slice)
             .await?;
     }
+    let gateway_cpu = cpu_seconds(gateway_pid) - gateway_cpu_before;
+    let tickets_cpu = cpu_seconds(tickets_pid) - tickets_cpu_before;
+    let client_cpu = crate::process_cpu_seconds() - client_cpu_before;
     let burst = burst(&via_gateway, &token, args.burst, args.concurrency).await?;
+    let all_creates = (direct_load.created + gateway_load.created).max(1) as f64;
 
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
@@ -235,6 +249,11 @@ async fn measure(
         "via_gateway_p99_ms": round(ms(&gateway_load.latencies, 0.99)),
         "added_p50_ms": round(ms(&gateway_load.latencies, 0.50) - ms(&direct_load.latencies, 0.50)),
         "added_p99_ms": round(ms(&gateway_load.latencies, 0.99) - ms(&direct_load.latencies, 0.99)),
+        // Where the CPU went while creating: the gateway's per call it forwarded, the tickets
+        // service's and the client's per create on either path.
+        "gateway_cpu_us_per_call": (gateway_cpu * 1e6 / gateway_load.created.max(1) as f64).round(),
+        "tickets_cpu_us_per_create": (tickets_cpu * 1e6 / all_creates).round(),
+        "client_cpu_us_per_create": (client_cpu * 1e6 / all_creates).round(),
         "burst_calls": burst.calls,
         "burst_tenant_limit": format!("{BURST_TENANT_BURST} at once, {BURST_TENANT_PER_MINUTE}/min"),
         "limited_share": if burst.calls > 0 { json!(round(burst.limited as f64 / burst.calls as f64)) } else { json!(null) },
