@@ -52,6 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "desk/tickets/v1/events.proto",
         "desk/cmdb/v1/cmdb.proto",
         "desk/cmdb/v1/events.proto",
+        "desk/change/v1/change.proto",
+        "desk/change/v1/events.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
