@@ -48,8 +48,11 @@ pub enum AttributeValue {
 pub struct CiUpdate {
     pub ci: Uuid,
     pub attributes: BTreeMap<String, AttributeValue>,
-    /// A CMDB status name (`in_use`, `maintenance`), when the update moves the CI.
+    /// A CMDB status name (`CI_STATUS_IN_USE`), when the update moves the CI.
     pub status: Option<String>,
+    /// The CI's version the update wrote in the CMDB; 0 until it was applied.
+    #[serde(default)]
+    pub applied_version: i64,
 }
 
 /// The risk as assessed, by whom and when.
@@ -569,6 +572,7 @@ mod tests {
                 ci: Uuid::from_u128(6),
                 attributes: BTreeMap::new(),
                 status: None,
+                applied_version: 0,
             }],
             ..NewChange::default()
         };
