@@ -26,7 +26,7 @@ use cli::{Cli, Command};
 
 /// The services this binary runs, in start-up order; `desk serve --target` names them by
 /// `ServiceEntry::name`. The other services join here as they land.
-pub const SERVICES: &[ServiceEntry] = &[desk_tickets::ENTRY, desk_cmdb::ENTRY];
+pub const SERVICES: &[ServiceEntry] = &[desk_tickets::ENTRY, desk_cmdb::ENTRY, desk_change::ENTRY];
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
