@@ -8,6 +8,8 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
+#[path = "desk_bench/change.rs"]
+mod change;
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
 
@@ -49,6 +51,9 @@ enum Command {
     Tickets(TicketArgs),
     /// CMDB: import of a generated estate, impact analysis latency, impact index rebuild.
     Cmdb(cmdb::CmdbArgs),
+    /// Change: conflict checks across the whole closure of the cmdb suite's estate against
+    /// scheduled changes (in process).
+    Change(change::ChangeArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -127,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(cmdb::run(args)),
+        Command::Change(args) => change::run(args),
     }
 }
 
