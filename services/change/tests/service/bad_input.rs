@@ -29,3 +29,20 @@ async fn windows_that_end_before_they_start_or_lie_in_the_past_and_unknown_cis_a
     assert_eq!(desk.change.rows_in("change_outbox").await?, 0);
     Ok(())
 }
+
+on_both_backends!(a_retried_create_with_the_same_key_answers_the_first_change);
+
+async fn a_retried_create_with_the_same_key_answers_the_first_change(
+    desk: TestDesk,
+) -> anyhow::Result<()> {
+    let [_, web, ..] = desk.shop_estate().await?;
+    let mut request = crate::support::normal("upgrade web", &[&web], window(5, 6));
+    request.idempotency_key = "retry-1".into();
+    let first = desk.create(request.clone()).await?;
+    let again = desk.create(request.clone()).await?;
+    assert_eq!(again.id, first.id);
+    request.summary = "something else".into();
+    crate::support::expect_code(desk.create(request).await, tonic::Code::AlreadyExists)?;
+    assert_eq!(desk.change.rows_in("change_changes").await?, 1);
+    Ok(())
+}

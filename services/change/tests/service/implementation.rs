@@ -78,3 +78,30 @@ async fn a_successful_change_updates_the_cmdb_as_its_provenance_and_a_failed_one
     assert!(failed.ci_updates.iter().all(|u| u.applied_version == 0));
     Ok(())
 }
+
+on_both_backends!(only_a_desk_service_names_a_source_record_in_the_cmdb);
+
+async fn only_a_desk_service_names_a_source_record_in_the_cmdb(
+    desk: TestDesk,
+) -> anyhow::Result<()> {
+    // Given a CI, when a person's update claims to come from a change
+    let [.., host] = desk.shop_estate().await?;
+    let before = desk.get_ci(&host).await?;
+    let claimed = desk
+        .cmdb_api()
+        .update_ci(crate::support::with_token(
+            cmdb::UpdateCiRequest {
+                id: host.clone(),
+                expected_version: before.version,
+                name: Some("renamed".into()),
+                source_record: "test-some-change".into(),
+                ..Default::default()
+            },
+            &desk.cmdb_admin(),
+        ))
+        .await;
+    // Then it is refused and nothing changes
+    crate::support::expect_violations(claimed, &["source_record"])?;
+    assert_eq!(desk.get_ci(&host).await?.version, before.version);
+    Ok(())
+}
