@@ -54,6 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "desk/cmdb/v1/events.proto",
         "desk/directory/v1/directory.proto",
         "desk/directory/v1/events.proto",
+        "desk/change/v1/change.proto",
+        "desk/change/v1/events.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -8,6 +8,8 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
+#[path = "desk_bench/change.rs"]
+mod change;
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
 #[path = "desk_bench/directory.rs"]
@@ -57,6 +59,9 @@ enum Command {
     Directory(directory::DirectoryArgs),
     /// Gateway: ticket creates through the gateway and directly, and a burst over a limit.
     Gateway(gateway::GatewayArgs),
+    /// Change: conflict checks across the whole closure of the cmdb suite's estate against
+    /// scheduled changes (in process).
+    Change(change::ChangeArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -144,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(gateway::run(args)),
+        Command::Change(args) => change::run(args),
     }
 }
 

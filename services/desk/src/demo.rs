@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use desk_kit::{auth, settings::AuthSettings};
 use desk_proto::{
+    change::v1::{self as change, change_service_client::ChangeServiceClient},
     cmdb::v1::{self as cmdb, cmdb_service_client::CmdbServiceClient},
     tickets::v1::{self as pb, ticket_service_client::TicketServiceClient},
 };
@@ -124,6 +125,14 @@ pub async fn seed(
         &["service-desk"],
     )?;
     let admin = token(settings, secret, "ada", "Ada Admin", &["admin"], &[])?;
+    let change_manager = token(
+        settings,
+        secret,
+        "cora",
+        "Cora Change Manager",
+        &["change_manager"],
+        &["cab"],
+    )?;
     let channel = Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
@@ -201,8 +210,9 @@ pub async fn seed(
         &admin,
     )
     .await?;
+    let changes = seed_changes(address, &admin, &change_manager).await?;
     println!(
-        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs and a directory of {} people in {} teams in three regions; tokens (valid 12 h):",
+        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs, a directory of {} people in {} teams in three regions and {changes} scheduled changes beside a freeze; tokens (valid 12 h):",
         created.len(),
         people.people,
         people.teams
@@ -210,6 +220,7 @@ pub async fn seed(
     println!("  requester rita: {requester}");
     println!("  agent alex:     {agent}");
     println!("  admin ada:      {admin}");
+    println!("  change manager cora: {change_manager}");
     println!(
         "try: grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {address} desk.tickets.v1.TicketService/ListTickets"
     );
@@ -439,4 +450,246 @@ async fn seed_estate(mut client: CmdbServiceClient<Channel>, admin: &str) -> any
             .await?;
     }
     Ok(count)
+}
+
+// ---- changes ----
+
+fn at(time: chrono::DateTime<chrono::Utc>) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: 0,
+    })
+}
+
+/// The id of the demo CI named `name`.
+async fn ci_named(
+    client: &mut CmdbServiceClient<Channel>,
+    admin: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let found = client
+        .list_cis(with(
+            cmdb::ListCisRequest {
+                text: name.into(),
+                page_size: 10,
+                ..Default::default()
+            },
+            admin,
+        )?)
+        .await?
+        .into_inner()
+        .cis;
+    found
+        .into_iter()
+        .find(|ci| ci.name == name)
+        .map(|ci| ci.id)
+        .ok_or_else(|| anyhow::anyhow!("the demo CMDB has no CI named {name:?}"))
+}
+
+/// Seeds the change calendar: a standard-change template, a freeze, and three scheduled
+/// changes on the demo CMDB, two of which conflict through the dependency graph (the orders
+/// database runs on the host another change works on). Windows are days from now; the changes
+/// have fixed idempotency keys, and the template and freeze are looked up by name first, so a
+/// second run adds nothing. Returns how many changes are scheduled.
+async fn seed_changes(address: SocketAddr, admin: &str, manager: &str) -> anyhow::Result<usize> {
+    let channel = Channel::from_shared(format!("http://{address}"))?
+        .connect()
+        .await?;
+    let mut cmdb_client = CmdbServiceClient::new(channel.clone());
+    let mut client = ChangeServiceClient::new(channel);
+    let orders = ci_named(&mut cmdb_client, admin, "orders").await?;
+    let host = ci_named(&mut cmdb_client, admin, "amer-host-01").await?;
+    let storefront = ci_named(&mut cmdb_client, admin, "Storefront").await?;
+
+    // The change service learns the CMDB from its events: wait (bounded) until it knows the CIs.
+    let now = chrono::Utc::now();
+    let probe_window = change::Window {
+        start_time: at(now + chrono::Duration::days(1)),
+        end_time: at(now + chrono::Duration::days(1) + chrono::Duration::hours(1)),
+        time_zone: "UTC".into(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let probe = client
+            .check_conflicts(with(
+                change::CheckConflictsRequest {
+                    affected_ci_ids: vec![orders.clone(), host.clone(), storefront.clone()],
+                    window: Some(probe_window.clone()),
+                    ..Default::default()
+                },
+                manager,
+            )?)
+            .await;
+        match probe {
+            Ok(_) => break,
+            Err(status)
+                if status.code() == tonic::Code::InvalidArgument
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(status) => {
+                return Err(anyhow::anyhow!(
+                    "the change service does not know the demo CMDB: {status}"
+                ));
+            }
+        }
+    }
+
+    let templates = client
+        .list_templates(with(change::ListTemplatesRequest {}, manager)?)
+        .await?
+        .into_inner()
+        .templates;
+    let template = match templates
+        .into_iter()
+        .find(|t| t.name == "Restart a storefront node")
+    {
+        Some(template) => template,
+        None => client
+            .create_template(with(
+                change::CreateTemplateRequest {
+                    template: Some(change::ChangeTemplate {
+                        name: "Restart a storefront node".into(),
+                        summary: "Rolling restart of a storefront node".into(),
+                        implementation_plan:
+                            "Drain the node from the load balancer, restart, check health, undrain."
+                                .into(),
+                        backout_plan: "Undrain the node; page the e-commerce on-call.".into(),
+                        test_plan: "Health endpoint answers 200; checkout smoke test passes."
+                            .into(),
+                        duration_minutes: 30,
+                        ..Default::default()
+                    }),
+                },
+                manager,
+            )?)
+            .await?
+            .into_inner()
+            .template
+            .unwrap_or_default(),
+    };
+
+    let horizon = change::ListScheduleRequest {
+        start_time: at(now),
+        end_time: at(now + chrono::Duration::days(90)),
+    };
+    let calendar = client
+        .list_schedule(with(horizon, manager)?)
+        .await?
+        .into_inner();
+    if !calendar
+        .freeze_windows
+        .iter()
+        .any(|f| f.name == "Quarter-end freeze")
+    {
+        client
+            .create_freeze_window(with(
+                change::CreateFreezeWindowRequest {
+                    window: Some(change::FreezeWindow {
+                        name: "Quarter-end freeze".into(),
+                        reason: "Finance closes the quarter: no changes but emergencies.".into(),
+                        start_time: at(now + chrono::Duration::days(21)),
+                        end_time: at(now + chrono::Duration::days(28)),
+                        ..Default::default()
+                    }),
+                },
+                manager,
+            )?)
+            .await?;
+    }
+
+    let window = |days: i64, hours: i64| change::Window {
+        start_time: at(now + chrono::Duration::days(days)),
+        end_time: at(now + chrono::Duration::days(days) + chrono::Duration::hours(hours)),
+        time_zone: "America/New_York".into(),
+    };
+    let plans = |summary: &str| change::CreateChangeRequest {
+        r#type: change::ChangeType::Normal as i32,
+        summary: summary.into(),
+        implementation_plan: "Follow the runbook.".into(),
+        backout_plan: "Restore from the snapshot taken before the change.".into(),
+        test_plan: "Run the smoke tests.".into(),
+        assignment_group_id: "infrastructure".into(),
+        ..Default::default()
+    };
+    let demos = [
+        change::CreateChangeRequest {
+            affected_ci_ids: vec![orders.clone()],
+            planned_window: Some(window(2, 2)),
+            implementer_id: "ivan".into(),
+            idempotency_key: "demo-chg-1".into(),
+            ..plans("Patch the orders database to the latest minor release")
+        },
+        change::CreateChangeRequest {
+            affected_ci_ids: vec![host.clone()],
+            planned_window: Some(window(2, 3)),
+            implementer_id: "hana".into(),
+            idempotency_key: "demo-chg-2".into(),
+            ..plans("Replace a power supply of amer-host-01")
+        },
+        change::CreateChangeRequest {
+            r#type: change::ChangeType::Standard as i32,
+            template_id: template.id.clone(),
+            affected_ci_ids: vec![storefront.clone()],
+            planned_window: Some(window(3, 1)),
+            idempotency_key: "demo-chg-3".into(),
+            ..Default::default()
+        },
+    ];
+    let mut scheduled = 0;
+    for request in demos {
+        let mut item = client
+            .create_change(with(request, manager)?)
+            .await?
+            .into_inner()
+            .change
+            .unwrap_or_default();
+        // Only a change created just now is walked through its steps (a re-run finds it further).
+        if item.version == 1 {
+            item = client
+                .submit_change(with(
+                    change::SubmitChangeRequest {
+                        id: item.id.clone(),
+                        expected_version: item.version,
+                    },
+                    manager,
+                )?)
+                .await?
+                .into_inner()
+                .change
+                .unwrap_or_default();
+            if item.state == change::ChangeState::Assessment as i32 {
+                item = client
+                    .assess_change(with(
+                        change::AssessChangeRequest {
+                            id: item.id.clone(),
+                            expected_version: item.version,
+                        },
+                        manager,
+                    )?)
+                    .await?
+                    .into_inner()
+                    .change
+                    .unwrap_or_default();
+            }
+            item = client
+                .schedule_change(with(
+                    change::ScheduleChangeRequest {
+                        id: item.id.clone(),
+                        expected_version: item.version,
+                        window: None,
+                    },
+                    manager,
+                )?)
+                .await?
+                .into_inner()
+                .change
+                .unwrap_or_default();
+        }
+        if item.state == change::ChangeState::Scheduled as i32 {
+            scheduled += 1;
+        }
+    }
+    Ok(scheduled)
 }

@@ -32,6 +32,7 @@ pub const SERVICES: &[ServiceEntry] = &[
     desk_tickets::ENTRY,
     desk_cmdb::ENTRY,
     desk_directory::ENTRY,
+    desk_change::ENTRY,
     desk_gateway::ENTRY,
 ];
 

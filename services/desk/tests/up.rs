@@ -240,6 +240,14 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         .context("no address")?
         .to_owned();
     let agent = desk.token("agent alex:").await?;
+    // with the change calendar seeded on the demo CMDB
+    let ready = desk
+        .printed
+        .iter()
+        .find(|l| l.starts_with("demo tenant "))
+        .cloned()
+        .unwrap_or_default();
+    ensure!(ready.contains(" 3 scheduled changes "), "{ready:?}");
     let channel = Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
@@ -250,6 +258,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         "desk.tickets.v1.TicketService",
         "desk.cmdb.v1.CmdbService",
         "desk.directory.v1.DirectoryService",
+        "desk.change.v1.ChangeService",
     ] {
         assert_eq!(
             serving(channel.clone(), service).await?,
@@ -267,6 +276,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
             "desk.tickets.v1.TicketService",
             "desk.cmdb.v1.CmdbService",
             "desk.directory.v1.DirectoryService",
+            "desk.change.v1.ChangeService",
         ] {
             ensure!(
                 listed.iter().any(|name| name == service),

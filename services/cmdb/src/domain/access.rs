@@ -71,6 +71,15 @@ impl AccessDenied {
     }
 }
 
+/// The methods another desk service may call with its service token (ARCHITECTURE §7): read a
+/// CI, and update one for a record of its own (the change service applying an implemented
+/// change, named as the values' provenance). A service token has no permission above; these two
+/// methods let it through themselves, and every other method refuses it before any handler runs.
+pub const SERVICE_METHODS: &[&str] = &[
+    "/desk.cmdb.v1.CmdbService/GetCi",
+    "/desk.cmdb.v1.CmdbService/UpdateCi",
+];
+
 /// Whether a caller with `roles` (the caller's `roles`) has `permission`.
 pub fn authorize(roles: &[Role], permission: Permission) -> Result<(), AccessDenied> {
     if roles.iter().any(|role| permission.roles().contains(role)) {

@@ -9,10 +9,10 @@ use desk_proto::cmdb::v1::{self as pb, RelationshipType as Rel, attribute_value}
 
 // ---- a small deterministic generator (SplitMix64), so runs are comparable ----
 
-pub(super) struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub(super) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
 
@@ -25,7 +25,7 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
     }
 
@@ -33,7 +33,7 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64
     }
 
-    pub(super) fn pick<T: Copy>(&mut self, values: &[T]) -> T {
+    pub(crate) fn pick<T: Copy>(&mut self, values: &[T]) -> T {
         values[self.below(values.len())]
     }
 }
@@ -41,7 +41,7 @@ impl Rng {
 // ---- the estate ----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Layer {
+pub(crate) enum Layer {
     BusinessService,
     ApplicationService,
     Application,
@@ -52,7 +52,7 @@ pub(super) enum Layer {
 }
 
 impl Layer {
-    pub(super) const ALL: [Layer; 7] = [
+    pub(crate) const ALL: [Layer; 7] = [
         Layer::BusinessService,
         Layer::ApplicationService,
         Layer::Application,
@@ -75,7 +75,7 @@ impl Layer {
         }
     }
 
-    pub(super) const fn class(self) -> &'static str {
+    pub(crate) const fn class(self) -> &'static str {
         match self {
             Layer::BusinessService => "business_service",
             Layer::ApplicationService => "application_service",
@@ -88,7 +88,7 @@ impl Layer {
     }
 
     /// Impact analysis starts from these.
-    pub(super) const fn is_lower(self) -> bool {
+    pub(crate) const fn is_lower(self) -> bool {
         matches!(
             self,
             Layer::Database | Layer::VirtualMachine | Layer::Server | Layer::NetworkDevice
@@ -96,14 +96,14 @@ impl Layer {
     }
 }
 
-pub(super) struct Estate {
+pub(crate) struct Estate {
     /// Import items, by estate index; `local_id` is `c<index>`.
-    pub(super) items: Vec<pb::ImportItem>,
-    pub(super) layer_of: Vec<Layer>,
-    pub(super) members: HashMap<Layer, Vec<u32>>,
+    pub(crate) items: Vec<pb::ImportItem>,
+    pub(crate) layer_of: Vec<Layer>,
+    pub(crate) members: HashMap<Layer, Vec<u32>>,
     /// `(source, type, target)` by estate index.
-    pub(super) relations: Vec<(u32, Rel, u32)>,
-    pub(super) cross_links: usize,
+    pub(crate) relations: Vec<(u32, Rel, u32)>,
+    pub(crate) cross_links: usize,
 }
 
 fn text(value: impl Into<String>) -> pb::AttributeValue {
@@ -295,7 +295,7 @@ impl Relations {
     }
 }
 
-pub(super) fn generate(cis: usize, relations: usize, cross_links: f64, seed: u64) -> Estate {
+pub(crate) fn generate(cis: usize, relations: usize, cross_links: f64, seed: u64) -> Estate {
     let mut rng = Rng::new(seed);
     // Layer sizes: each share rounded, at least one of each, the rest virtual machines.
     let mut sizes: HashMap<Layer, usize> = Layer::ALL
@@ -463,7 +463,7 @@ pub(super) fn generate(cis: usize, relations: usize, cross_links: f64, seed: u64
 /// The order the CIs are imported in, by estate index: shuffled, as discovery finds them. The
 /// desk numbers CIs in its impact index in this order (by id, and ids grow with time), so the
 /// in-process index is built in it too: the index's memory layout is part of what is timed.
-pub(super) fn import_order(cis: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn import_order(cis: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..cis).collect();
     let mut rng = Rng::new(seed.wrapping_add(1));
     for i in (1..order.len()).rev() {

@@ -51,7 +51,7 @@
 //! - [`report`]: problems, rounding, and the JSON object printed.
 
 mod client;
-mod estate;
+pub(crate) mod estate;
 mod impact;
 mod import;
 mod in_process;
