@@ -567,3 +567,6 @@ fn hours(duration: TimeDelta) -> String {
         (h, m) => format!("{h}h{m:02}m"),
     }
 }
+
+#[cfg(test)]
+mod tests;
