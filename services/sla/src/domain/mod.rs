@@ -5,11 +5,13 @@
 //! - [`policy`]: SLA and OLA policies (match, targets, conditions, warnings), their validation
 //!   and which one covers a ticket.
 //! - [`clock`]: a clock as a fold over a ticket's history, with its explaining timeline.
+//! - [`kpi`]: service-level KPIs from histories and clocks.
 
 //!
 //! Calendars are `desk_business_time` calendars: validated there, stored here.
 
 pub mod clock;
+pub mod kpi;
 
 pub mod policy;
 pub mod ticket;
