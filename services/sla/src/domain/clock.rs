@@ -397,6 +397,13 @@ impl Fold<'_> {
             }
             Phase::Stopped => {}
             Phase::Running { since } => {
+                // Marks reached exactly at the previous fact's instant were left for whether the
+                // clock ran on: it did, so they fell at that instant.
+                for (threshold, mark) in self.marks() {
+                    if mark <= self.elapsed {
+                        self.cross(threshold, mark, since);
+                    }
+                }
                 if to > since {
                     self.count(since, to, inclusive);
                 }

@@ -730,7 +730,9 @@ impl SlaStore {
             .on_conflict(
                 OnConflict::columns(["tenant_id", "team_id"].map(Alias::new))
                     .update_columns(["calendar_id", "region", "version"].map(Alias::new))
-                    .action_and_where(col("sla_teams.version").lt(version))
+                    .action_and_where(
+                        Expr::col((Alias::new("sla_teams"), Alias::new("version"))).lt(version),
+                    )
                     .to_owned(),
             );
         conn.execute(&insert).await?;

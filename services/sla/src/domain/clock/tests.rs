@@ -574,3 +574,38 @@ fn no_clock_without_a_target_for_the_metric() {
         .is_none()
     );
 }
+
+#[test]
+fn a_breach_falling_exactly_on_a_fact_that_does_not_stop_the_clock_is_kept() {
+    // 8 h used up at 15:00 UTC exactly, when the ticket moves to another team.
+    let mut story = Story::created(utc(7, 7, 0));
+    story.push(utc(7, 15, 0), FactKind::Changed, |t| {
+        t.team_id = Some("apac-l2".into());
+    });
+    let policy = policy(PolicyKind::Sla);
+    let at_the_fact = clock(&policy, Metric::Resolution, &story, utc(7, 15, 0));
+    assert_eq!(at_the_fact.state, ClockState::Breached);
+    assert_eq!(at_the_fact.breached_at, Some(utc(7, 15, 0)));
+    let later = clock(&policy, Metric::Resolution, &story, utc(8, 12, 0));
+    assert_eq!(later.breached_at, Some(utc(7, 15, 0)));
+    assert_eq!(
+        keys(&later)
+            .iter()
+            .filter(|k| k.ends_with("breached"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn resolving_at_the_due_second_meets_the_target() {
+    let mut story = Story::created(utc(7, 7, 0));
+    story.status(utc(7, 15, 0), TicketStatus::Resolved);
+    let view = clock(
+        &policy(PolicyKind::Sla),
+        Metric::Resolution,
+        &story,
+        utc(8, 0, 0),
+    );
+    assert_eq!(view.state, ClockState::Met);
+}
