@@ -7,9 +7,13 @@
 //! - [`email`]: threading headers and address checks.
 //! - [`webhook`]: Standard Webhooks signatures, secret rotation, retry schedule, SSRF ranges.
 //! - [`coalesce`]: bursts to one recipient folded into one message.
+//! - [`plan`]: matching rules resolved into people and channels.
+//! - [`model`]: what is stored: aggregates, projections, deliveries and their payloads.
 
 pub mod coalesce;
 pub mod email;
+pub mod model;
+pub mod plan;
 pub mod preferences;
 pub mod rules;
 pub mod templates;

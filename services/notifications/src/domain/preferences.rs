@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 use super::rules::Channel;
 
@@ -20,11 +21,12 @@ pub fn parse_zone(name: &str) -> Option<Tz> {
     name.parse().ok()
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuietHours {
     pub start: NaiveTime,
     pub end: NaiveTime,
     /// The person's own zone when `None`.
+    #[serde(with = "zone_name")]
     pub zone: Option<Tz>,
 }
 
@@ -68,14 +70,14 @@ fn resolve_local(zone: Tz, local: chrono::NaiveDateTime) -> DateTime<Utc> {
     Utc.from_utc_datetime(&local)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelPreference {
     /// An event type, or `*` for every kind.
     pub kind: String,
     pub channels: Vec<Channel>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Preferences {
     pub channels: Vec<ChannelPreference>,
     pub quiet_hours: Option<QuietHours>,
@@ -164,6 +166,25 @@ fn next_local(now: DateTime<Utc>, zone: Tz, at: NaiveTime) -> DateTime<Utc> {
     match local.succ_opt() {
         Some(tomorrow) => resolve_local(zone, tomorrow.and_time(at)),
         None => today,
+    }
+}
+
+/// Zones stored by their IANA name (chrono-tz's serde feature is off in the workspace).
+mod zone_name {
+    use chrono_tz::Tz;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(zone: &Option<Tz>, s: S) -> Result<S::Ok, S::Error> {
+        match zone {
+            Some(z) => s.serialize_some(z.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Tz>, D::Error> {
+        let name: Option<String> = Option::deserialize(d)?;
+        name.map(|n| n.parse().map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

@@ -2,10 +2,12 @@
 //! `ce-type`), conditions on the event's variables, recipient roles and channels; every tenant
 //! starts with [`default_rules`], which work without any set-up.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where a notification goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
     InApp,
@@ -41,7 +43,8 @@ impl Channel {
 }
 
 /// Who a rule reaches; resolved from the event and the directory's projection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RecipientRole {
     Requester,
     Assignee,
@@ -83,7 +86,8 @@ impl RecipientRole {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Operator {
     Equals,
     NotEquals,
@@ -114,7 +118,7 @@ impl Operator {
 }
 
 /// A test on one variable of the event, e.g. `ticket.priority le 2`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
     /// Dotted path into the event's variables.
     pub field: String,
@@ -152,7 +156,7 @@ impl Condition {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     pub name: String,
     pub event_types: Vec<String>,

@@ -54,7 +54,7 @@ pub const BUILT_IN_LOCALES: &[&str] = &["en", "sv", "id", "zh-Hans", "es", "it"]
 /// Fuel for one render: a bound on the work a user-written template can make (loops).
 const FUEL: u64 = 50_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TemplateSource {
     pub subject: String,
     pub text_body: String,
