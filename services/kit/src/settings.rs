@@ -88,8 +88,18 @@ pub struct NatsSettings {
 pub struct AuthSettings {
     pub issuer: String,
     pub audience: String,
-    /// A JWKS file with the IdP's public keys (RS256, ES256, EdDSA).
+    /// A JWKS file with the IdP's public keys (RS256, ES256, EdDSA). Re-read with every refresh,
+    /// so an updated Kubernetes Secret takes effect without a restart.
     pub jwks_file: Option<PathBuf>,
+    /// The IdP's JWKS endpoint (`https://idp.example.com/.well-known/jwks.json`; `http://` for
+    /// in-cluster IdPs), fetched at start and with every refresh. May be set with `jwks_file`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// How often the JWKS (file and URL) is refreshed, picking up rotated keys.
+    pub jwks_refresh_seconds: u64,
+    /// A token naming a `kid` no key has triggers a refresh, at most once per this interval, so
+    /// a flood of made-up `kid`s cannot hammer the IdP. A failed fetch is retried this often too.
+    pub jwks_unknown_kid_refresh_seconds: u64,
     /// Development only: a shared HS256 secret. Never set in production.
     pub dev_hs256_secret: Option<Secret<String>>,
     pub leeway_seconds: u64,
@@ -235,6 +245,8 @@ issuer = "desk"
 audience = "desk"
 leeway_seconds = 30
 service_token_ttl_seconds = 300
+jwks_refresh_seconds = 300
+jwks_unknown_kid_refresh_seconds = 10
 [outbox]
 batch_size = 256
 poll_interval_ms = 1000
