@@ -259,6 +259,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         "desk.cmdb.v1.CmdbService",
         "desk.directory.v1.DirectoryService",
         "desk.change.v1.ChangeService",
+        "desk.sla.v1.SlaService",
     ] {
         assert_eq!(
             serving(channel.clone(), service).await?,
@@ -277,6 +278,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
             "desk.cmdb.v1.CmdbService",
             "desk.directory.v1.DirectoryService",
             "desk.change.v1.ChangeService",
+            "desk.sla.v1.SlaService",
         ] {
             ensure!(
                 listed.iter().any(|name| name == service),

@@ -32,5 +32,9 @@ macro_rules! on_both_backends {
     )*};
 }
 
+#[path = "sla/changes.rs"]
+mod changes;
 #[path = "sla/clocks.rs"]
 mod clocks;
+#[path = "sla/durability.rs"]
+mod durability;
