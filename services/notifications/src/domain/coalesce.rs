@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-/// How long a delivery waits for more of the same before it goes.
+/// How long a delivery waits for more of the same before it goes, by default.
 pub const WINDOW_SECONDS: i64 = 60;
 
 /// What groups notifications for coalescing.
@@ -33,17 +33,18 @@ pub enum Decision {
     New { due: DateTime<Utc> },
 }
 
-/// Where a notification arriving at `now`, otherwise due at `earliest`, goes. Urgent ones are
-/// never delayed by the window (but still fold into a pending one, which then goes at once).
+/// Where a notification arriving at `now`, otherwise due at `earliest`, goes, with a coalescing
+/// `window` (zero turns coalescing off). Urgent ones are never delayed by the window (but still
+/// fold into a pending one, which then goes at once).
 pub fn decide(
     pending: Option<Pending>,
     now: DateTime<Utc>,
     earliest: DateTime<Utc>,
     urgent: bool,
+    window: Duration,
 ) -> Decision {
-    let window = Duration::seconds(WINDOW_SECONDS);
     match pending {
-        Some(p) if now < p.burst_start + window => Decision::Fold {
+        Some(p) if window > Duration::zero() && now < p.burst_start + window => Decision::Fold {
             due: if urgent { now } else { p.due.max(earliest) },
         },
         _ if urgent => Decision::New { due: earliest },
@@ -59,6 +60,8 @@ mod tests {
 
     use super::*;
 
+    const W: Duration = Duration::seconds(WINDOW_SECONDS);
+
     fn t(s: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + s, 0)
             .single()
@@ -67,7 +70,7 @@ mod tests {
 
     #[test]
     fn ten_updates_in_a_minute_make_one_message() {
-        let first = decide(None, t(0), t(0), false);
+        let first = decide(None, t(0), t(0), false, W);
         let Decision::New { due } = first else {
             panic!("the first is new: {first:?}")
         };
@@ -78,7 +81,7 @@ mod tests {
         };
         for s in 1..10 {
             assert_eq!(
-                decide(Some(pending), t(s * 5), t(s * 5), false),
+                decide(Some(pending), t(s * 5), t(s * 5), false, W),
                 Decision::Fold { due: t(60) }
             );
         }
@@ -91,20 +94,40 @@ mod tests {
             due: t(60),
         };
         assert_eq!(
-            decide(Some(pending), t(61), t(61), false),
+            decide(Some(pending), t(61), t(61), false, W),
             Decision::New { due: t(121) }
         );
     }
 
     #[test]
+    fn a_zero_window_turns_coalescing_off() {
+        let pending = Pending {
+            burst_start: t(0),
+            due: t(0),
+        };
+        let zero = Duration::zero();
+        assert_eq!(
+            decide(None, t(0), t(0), false, zero),
+            Decision::New { due: t(0) }
+        );
+        assert_eq!(
+            decide(Some(pending), t(1), t(1), false, zero),
+            Decision::New { due: t(1) }
+        );
+    }
+
+    #[test]
     fn urgent_notifications_go_at_once() {
-        assert_eq!(decide(None, t(0), t(0), true), Decision::New { due: t(0) });
+        assert_eq!(
+            decide(None, t(0), t(0), true, W),
+            Decision::New { due: t(0) }
+        );
         let pending = Pending {
             burst_start: t(0),
             due: t(60),
         };
         assert_eq!(
-            decide(Some(pending), t(10), t(10), true),
+            decide(Some(pending), t(10), t(10), true, W),
             Decision::Fold { due: t(10) }
         );
     }
@@ -113,7 +136,7 @@ mod tests {
     fn a_held_notification_keeps_its_hold() {
         // Quiet hours until t(3600): the window does not bring it forward.
         assert_eq!(
-            decide(None, t(0), t(3600), false),
+            decide(None, t(0), t(3600), false, W),
             Decision::New { due: t(3600) }
         );
         let pending = Pending {
@@ -121,7 +144,7 @@ mod tests {
             due: t(3600),
         };
         assert_eq!(
-            decide(Some(pending), t(30), t(3600), false),
+            decide(Some(pending), t(30), t(3600), false, W),
             Decision::Fold { due: t(3600) }
         );
     }

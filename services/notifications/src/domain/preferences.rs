@@ -86,6 +86,9 @@ pub struct Preferences {
     pub digest_time: Option<NaiveTime>,
     /// BCP 47; the directory's when `None`.
     pub locale: Option<String>,
+    /// Where e-mail goes; the directory's address when `None`.
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// When a notification may be sent.

@@ -29,6 +29,11 @@ impl Secret {
         (24..=64).contains(&key.len()).then_some(Secret(key))
     }
 
+    /// A 32-byte key, the scheme's recommended size.
+    pub fn from_key(key: [u8; 32]) -> Secret {
+        Secret(key.to_vec())
+    }
+
     pub fn parse(text: &str) -> Option<Secret> {
         let key = STANDARD.decode(text.strip_prefix(SECRET_PREFIX)?).ok()?;
         Secret::from_bytes(key)
