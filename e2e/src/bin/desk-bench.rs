@@ -8,6 +8,8 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
+#[path = "desk_bench/catalog.rs"]
+mod catalog;
 #[path = "desk_bench/change.rs"]
 mod change;
 #[path = "desk_bench/cmdb/mod.rs"]
@@ -62,6 +64,9 @@ enum Command {
     /// Change: conflict checks across the whole closure of the cmdb suite's estate against
     /// scheduled changes (in process).
     Change(change::ChangeArgs),
+    /// `catalog`: submissions of a 30-field conditional form through gRPC with JWTs (PostgreSQL),
+    /// half pre-approved.
+    Catalog(catalog::CatalogArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -150,6 +155,10 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(gateway::run(args)),
         Command::Change(args) => change::run(args),
+        Command::Catalog(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(catalog::run(args)),
     }
 }
 
