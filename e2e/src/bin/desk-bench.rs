@@ -9,6 +9,9 @@
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
 #[path = "desk_bench/change/mod.rs"]
+#[path = "desk_bench/catalog.rs"]
+mod catalog;
+#[path = "desk_bench/change.rs"]
 mod change;
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
@@ -62,6 +65,9 @@ enum Command {
     /// Change: conflict checks across the whole closure of the cmdb suite's estate against
     /// scheduled changes, through the API and in process.
     Change(change::ChangeArgs),
+    /// `catalog`: submissions of a 30-field conditional form through gRPC with JWTs (PostgreSQL),
+    /// half pre-approved.
+    Catalog(catalog::CatalogArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -154,6 +160,11 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(change::run(args)),
+        Command::Change(args) => change::run(args),
+        Command::Catalog(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(catalog::run(args)),
     }
 }
 

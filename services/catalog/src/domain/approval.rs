@@ -14,7 +14,7 @@ use super::{
     form::{Answers, Condition, FormSchema},
 };
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Approvers {
     /// The requester's manager.

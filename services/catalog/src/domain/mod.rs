@@ -190,6 +190,28 @@ pub struct Offering {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Someone's approvals decided by another while they are away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    pub from: String,
+    pub to: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Delegation {
+    pub fn check(&self, mut found: Violations) -> Result<(), Violations> {
+        found.line("to_subject", &self.to, 200, true);
+        if self.to == self.from {
+            found.push("to_subject", "delegate to someone else");
+        }
+        if self.end <= self.start {
+            found.push("end_time", "after the start");
+        }
+        found.into_result()
+    }
+}
+
 /// What a caller may do; requests and tasks are decided per object besides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
