@@ -19,5 +19,7 @@ mod support;
 mod desk;
 #[path = "security/fuzz.rs"]
 mod fuzz;
+#[path = "security/matrix/mod.rs"]
+mod matrix;
 #[path = "security/tokens.rs"]
 mod tokens;

@@ -149,7 +149,6 @@ pub struct Answer {
     pub code: Code,
     pub message: String,
     /// The response message in wire format (empty unless `Ok`).
-    #[allow(dead_code)]
     pub body: Bytes,
 }
 
