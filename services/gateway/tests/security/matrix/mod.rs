@@ -37,9 +37,10 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tonic::{Code, transport::Channel};
 
+pub use crate::support::TENANT;
 use crate::{
     desk::{Answer, Desk, call, public_methods},
-    support::{TENANT, token},
+    support::token,
 };
 use desk_testkit::service::OTHER_TENANT;
 
