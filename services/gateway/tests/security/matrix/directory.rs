@@ -147,18 +147,94 @@ pub fn rows() -> Table {
                 },
                 vec![(READERS, "A - -"), (REQUESTER, "D - -")],
             ),
-            Row::pending("SetAgentProfile", PENDING),
-            Row::pending("AddMembership", PENDING),
-            Row::pending("RemoveMembership", PENDING),
-            Row::pending("ListTeamMembers", PENDING),
-            Row::pending("SetPresence", PENDING),
-            Row::pending("GetSkillCatalog", PENDING),
-            Row::pending("SetSkillCatalog", PENDING),
+            Row::new(
+                "SetAgentProfile",
+                |cell| Box::pin(set_agent_profile(cell)),
+                vec![(ADMIN, "A A N"), (NOT_ADMIN, "D D D")],
+            ),
+            Row::new(
+                "AddMembership",
+                |cell| Box::pin(add_membership(cell)),
+                vec![(ADMIN, "- A N"), (NOT_ADMIN, "- D D")],
+            ),
+            Row::new(
+                "RemoveMembership",
+                |cell| Box::pin(remove_membership(cell)),
+                vec![(ADMIN, "- A N"), (NOT_ADMIN, "- D D")],
+            ),
+            Row::new(
+                "ListTeamMembers",
+                |cell| {
+                    Box::pin(team_request(cell, |team_id, _| {
+                        pb::ListTeamMembersRequest {
+                            team_id,
+                            ..Default::default()
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![(READERS, "- A N"), (REQUESTER, "- D D")],
+            ),
+            // Staff set their own presence; only admins set anyone else's.
+            Row::new(
+                "SetPresence",
+                |cell| Box::pin(set_presence(cell)),
+                vec![
+                    (ADMIN, "A A N"),
+                    (
+                        &[
+                            "agent",
+                            "manager",
+                            "change_manager",
+                            "cab_member",
+                            "catalog_admin",
+                            "integrator",
+                        ],
+                        "A D N",
+                    ),
+                    (REQUESTER, "D D D"),
+                ],
+            ),
+            Row::new(
+                "GetSkillCatalog",
+                |_cell| {
+                    Box::pin(async { Ok(probe(pb::GetSkillCatalogRequest {}.encode_to_vec())) })
+                },
+                vec![(READERS, "A - -"), (REQUESTER, "D - -")],
+            ),
+            Row::new(
+                "SetSkillCatalog",
+                |cell| Box::pin(set_skill_catalog(cell)),
+                vec![(ADMIN, "A - -"), (NOT_ADMIN, "D - -")],
+            ),
+            Row::new(
+                "ListProvisionings",
+                |_cell| {
+                    Box::pin(async {
+                        Ok(probe(
+                            pb::ListProvisioningsRequest::default().encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![
+                    (&["admin", "integrator"], "A - -"),
+                    (
+                        &[
+                            "requester",
+                            "agent",
+                            "manager",
+                            "change_manager",
+                            "cab_member",
+                            "catalog_admin",
+                        ],
+                        "D - -",
+                    ),
+                ],
+            ),
             Row::pending("StageProvisioning", PENDING),
             Row::pending("GetProvisioning", PENDING),
             Row::pending("CommitProvisioning", PENDING),
             Row::pending("DiscardProvisioning", PENDING),
-            Row::pending("ListProvisionings", PENDING),
         ],
     }
 }
@@ -390,4 +466,87 @@ async fn list_teams(cell: Cell) -> anyhow::Result<Probe> {
         request: pb::ListTeamsRequest::default().encode_to_vec(),
         secret,
     })
+}
+
+async fn set_agent_profile(cell: Cell) -> anyhow::Result<Probe> {
+    let person = owner_person(&cell).await?;
+    Ok(probe(
+        pb::SetAgentProfileRequest {
+            person_id: person.id,
+            expected_version: person.version,
+            agent: Some(pb::AgentProfile {
+                languages: vec!["en".into()],
+                capacity: 5,
+                ..Default::default()
+            }),
+        }
+        .encode_to_vec(),
+    ))
+}
+
+async fn add_membership(cell: Cell) -> anyhow::Result<Probe> {
+    let team = owner_team(&cell).await?;
+    let person = fresh_person(&cell).await?;
+    Ok(probe(
+        pb::AddMembershipRequest {
+            team_id: team.id,
+            person_id: person.id,
+            role: pb::MembershipRole::Member as i32,
+        }
+        .encode_to_vec(),
+    ))
+}
+
+async fn remove_membership(cell: Cell) -> anyhow::Result<Probe> {
+    let team = owner_team(&cell).await?;
+    let person = fresh_person(&cell).await?;
+    let _: pb::AddMembershipResponse = ask(
+        &cell,
+        "AddMembership",
+        &owner_admin(&cell),
+        pb::AddMembershipRequest {
+            team_id: team.id.clone(),
+            person_id: person.id.clone(),
+            role: pb::MembershipRole::Member as i32,
+        },
+    )
+    .await?;
+    Ok(probe(
+        pb::RemoveMembershipRequest {
+            team_id: team.id,
+            person_id: person.id,
+        }
+        .encode_to_vec(),
+    ))
+}
+
+async fn set_presence(cell: Cell) -> anyhow::Result<Probe> {
+    let person = owner_person(&cell).await?;
+    Ok(probe(
+        pb::SetPresenceRequest {
+            person_id: person.id,
+            status: pb::PresenceStatus::Busy as i32,
+            ttl_seconds: 0,
+        }
+        .encode_to_vec(),
+    ))
+}
+
+async fn set_skill_catalog(cell: Cell) -> anyhow::Result<Probe> {
+    // The tenant's catalog, written back unchanged.
+    let current: pb::GetSkillCatalogResponse = ask(
+        &cell,
+        "GetSkillCatalog",
+        &owner_admin(&cell),
+        pb::GetSkillCatalogRequest {},
+    )
+    .await?;
+    let catalog = current.catalog.unwrap_or_default();
+    Ok(probe(
+        pb::SetSkillCatalogRequest {
+            skills: catalog.skills,
+            expected_version: catalog.version,
+        }
+        .encode_to_vec(),
+    ))
 }
