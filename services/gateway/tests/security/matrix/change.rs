@@ -25,6 +25,19 @@ const NOT_READERS: &[&str] = &["requester", "catalog_admin"];
 const RAISERS: &[&str] = &["agent", "manager", "change_manager", "admin", "integrator"];
 const NOT_RAISERS: &[&str] = &["requester", "cab_member", "catalog_admin"];
 
+const MANAGERS: &[&str] = &["change_manager", "admin"];
+const NOT_MANAGERS: &[&str] = &[
+    "requester",
+    "agent",
+    "manager",
+    "cab_member",
+    "catalog_admin",
+    "integrator",
+];
+
+/// Readers who do not manage, who might be a change's implementer.
+const IMPLEMENTER_CANDIDATES: &[&str] = &["agent", "manager", "cab_member", "integrator"];
+
 const PENDING: &str = "rows to write (role x own/same/other); its tokens and fuzzing are checked";
 
 pub fn rows() -> Table {
@@ -172,18 +185,99 @@ pub fn rows() -> Table {
                 },
                 vec![(READERS, "A - -"), (NOT_READERS, "D - -")],
             ),
+            Row::new(
+                "AssessChange",
+                |cell| {
+                    Box::pin(change_request(cell, |id, expected_version| {
+                        pb::AssessChangeRequest {
+                            id,
+                            expected_version,
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![(MANAGERS, "- A N"), (NOT_MANAGERS, "- D D")],
+            ),
+            Row::new(
+                "ScheduleChange",
+                |cell| {
+                    Box::pin(change_request(cell, |id, expected_version| {
+                        pb::ScheduleChangeRequest {
+                            id,
+                            expected_version,
+                            window: Some(window()),
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![(MANAGERS, "- A N"), (NOT_MANAGERS, "- D D")],
+            ),
+            Row::new(
+                "CloseChange",
+                |cell| {
+                    Box::pin(change_request(cell, |id, expected_version| {
+                        pb::CloseChangeRequest {
+                            id,
+                            expected_version,
+                            review_notes: "reviewed by the matrix".into(),
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![(MANAGERS, "- A N"), (NOT_MANAGERS, "- D D")],
+            ),
+            // The change's implementer may start and complete it without managing: a reader who
+            // is not finds the change (so `D`), unless it is another tenant's.
+            Row::new(
+                "StartImplementation",
+                |cell| {
+                    Box::pin(change_request(cell, |id, expected_version| {
+                        pb::StartImplementationRequest {
+                            id,
+                            expected_version,
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![
+                    (MANAGERS, "- A N"),
+                    (IMPLEMENTER_CANDIDATES, "- D N"),
+                    (NOT_READERS, "- D D"),
+                ],
+            ),
+            Row::new(
+                "CompleteImplementation",
+                |cell| {
+                    Box::pin(change_request(cell, |id, expected_version| {
+                        pb::CompleteImplementationRequest {
+                            id,
+                            expected_version,
+                            successful: true,
+                            notes: "done by the matrix".into(),
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![
+                    (MANAGERS, "- A N"),
+                    (IMPLEMENTER_CANDIDATES, "- D N"),
+                    (NOT_READERS, "- D D"),
+                ],
+            ),
+            Row::new(
+                "SetChangePolicy",
+                |cell| Box::pin(set_policy(cell)),
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
+            ),
+            Row::pending(
+                "SuggestSlot",
+                "rows to write: needs a CI in change's CMDB projection",
+            ),
             Row::pending("CreateTemplate", PENDING),
-            Row::pending("AssessChange", PENDING),
             Row::pending("DecideChange", PENDING),
             Row::pending("DelegateApprovals", PENDING),
-            Row::pending("SuggestSlot", PENDING),
-            Row::pending("ScheduleChange", PENDING),
-            Row::pending("StartImplementation", PENDING),
-            Row::pending("CompleteImplementation", PENDING),
-            Row::pending("CloseChange", PENDING),
             Row::pending("CreateFreezeWindow", PENDING),
             Row::pending("CreateMaintenanceWindow", PENDING),
-            Row::pending("SetChangePolicy", PENDING),
         ],
     }
 }
@@ -256,4 +350,29 @@ async fn list_changes(cell: Cell) -> anyhow::Result<Probe> {
         request: pb::ListChangesRequest::default().encode_to_vec(),
         secret,
     })
+}
+
+async fn set_policy(cell: Cell) -> anyhow::Result<Probe> {
+    // The tenant's policy, written back unchanged.
+    let tenant = cell.owner().1;
+    let answer = call(
+        cell.gateway.clone(),
+        "/desk.change.v1.ChangeService/GetChangePolicy",
+        pb::GetChangePolicyRequest {}.encode_to_vec().into(),
+        Some(&Cell::token_of("sec-setup-admin", tenant, &["admin"])),
+    )
+    .await?;
+    anyhow::ensure!(
+        answer.code == tonic::Code::Ok,
+        "setting up with GetChangePolicy: {:?} {}",
+        answer.code,
+        answer.message
+    );
+    let current = pb::GetChangePolicyResponse::decode(answer.body)?;
+    Ok(probe(
+        pb::SetChangePolicyRequest {
+            policy: current.policy,
+        }
+        .encode_to_vec(),
+    ))
 }
