@@ -8,10 +8,9 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
-#[path = "desk_bench/change/mod.rs"]
 #[path = "desk_bench/catalog.rs"]
 mod catalog;
-#[path = "desk_bench/change.rs"]
+#[path = "desk_bench/change/mod.rs"]
 mod change;
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
@@ -160,7 +159,6 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(change::run(args)),
-        Command::Change(args) => change::run(args),
         Command::Catalog(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
