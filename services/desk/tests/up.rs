@@ -248,6 +248,10 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         .cloned()
         .unwrap_or_default();
     ensure!(ready.contains(" 3 scheduled changes "), "{ready:?}");
+    ensure!(
+        ready.contains(" 3 business calendars and 2 SLA/OLA policies"),
+        "{ready:?}"
+    );
     let channel = Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
