@@ -147,9 +147,13 @@ impl TestDesk {
         self.sla.token("ada", TENANT, &["admin"])
     }
 
+    /// An agent of `groups` (the token's `groups` claim names their teams).
     pub fn agent(&self, groups: &[&str]) -> String {
-        let _ = groups;
-        self.sla.token("andy", TENANT, &["agent"])
+        let mut claims =
+            desk_kit::auth::dev_claims(&self.sla.settings.auth, "andy", TENANT, &["agent"], 3600);
+        claims.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        desk_kit::auth::mint_dev_token(desk_testkit::service::SECRET, &claims)
+            .unwrap_or_else(|error| panic!("minting a token: {error}"))
     }
 
     pub fn api(&self) -> SlaServiceClient<Channel> {
