@@ -34,6 +34,7 @@ pub const SERVICES: &[ServiceEntry] = &[
     desk_directory::ENTRY,
     desk_change::ENTRY,
     desk_sla::ENTRY,
+    desk_catalog::ENTRY,
     desk_gateway::ENTRY,
 ];
 

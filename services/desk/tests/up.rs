@@ -248,6 +248,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         .cloned()
         .unwrap_or_default();
     ensure!(ready.contains(" 3 scheduled changes "), "{ready:?}");
+    ensure!(ready.contains(" a catalog of 5 offerings"), "{ready:?}");
     ensure!(
         ready.contains(" 3 business calendars and 2 SLA/OLA policies"),
         "{ready:?}"
@@ -264,6 +265,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         "desk.directory.v1.DirectoryService",
         "desk.change.v1.ChangeService",
         "desk.sla.v1.SlaService",
+        "desk.catalog.v1.CatalogService",
     ] {
         assert_eq!(
             serving(channel.clone(), service).await?,

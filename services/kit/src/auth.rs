@@ -18,7 +18,10 @@
 use std::{
     collections::BTreeSet,
     path::Path,
-    sync::Arc,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -27,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
 
 use crate::settings::AuthSettings;
+
+mod jwks;
 
 /// The claims a desk token carries.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -138,6 +143,7 @@ pub enum AuthError {
     Invalid(String),
 }
 
+#[derive(Clone)]
 struct TrustedKey {
     kid: Option<String>,
     algorithm: Algorithm,
@@ -166,59 +172,165 @@ impl Signs {
 }
 
 /// Verifies tokens against the configured keys. Cheap to share (`Arc`).
+///
+/// The IdP's keys (`auth.jwks_file`, `auth.jwks_url`) rotate: [`Verifier::start`] refreshes them
+/// in the background (see `auth/jwks.rs`), and verification reads the current set under a read lock,
+/// so it stays synchronous. The services' keys and the development secret are read once.
 pub struct Verifier {
-    keys: Vec<TrustedKey>,
+    fixed: Vec<TrustedKey>,
+    idp: RwLock<Arc<IdpKeys>>,
+    source: jwks::Source,
+    /// Woken when a token names a `kid` no key has; the refresher rate-limits what it does.
+    unknown_kid: tokio::sync::Notify,
+    /// Set with the first unknown `kid` since the refresher last fetched, so a flood of them
+    /// asks for one refresh, not one after another.
+    unknown_kid_pending: AtomicBool,
     issuer: String,
     audience: String,
     leeway_seconds: u64,
 }
 
+/// The IdP's keys, each source's last good set: a failed fetch leaves the URL's keys as they
+/// were, while the file's may still change (and the other way round).
+#[derive(Default)]
+struct IdpKeys {
+    file: Vec<TrustedKey>,
+    url: Vec<TrustedKey>,
+}
+
+impl IdpKeys {
+    fn iter(&self) -> impl Iterator<Item = &TrustedKey> {
+        self.file.iter().chain(&self.url)
+    }
+}
+
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idp = self.idp_keys();
         f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
+            .field("fixed_keys", &self.fixed.len())
+            .field("idp_keys", &idp.iter().count())
             .field("issuer", &self.issuer)
             .finish()
     }
 }
 
 impl Verifier {
+    /// A verifier with the keys as they are now, without refreshing: the JWKS file is read, the
+    /// JWKS URL is not fetched (its keys come with [`Verifier::start`]).
     pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Verifier> {
-        let mut keys = Vec::new();
-        if let Some(path) = &settings.jwks_file {
-            keys.extend(load_jwks(path, Signs::Users)?);
-        }
+        let source = jwks::Source::from_settings(settings)?;
+        let mut fixed = Vec::new();
         if let Some(path) = &settings.service_jwks_file {
-            keys.extend(load_jwks(path, Signs::Services)?);
+            fixed.extend(load_jwks(path, Signs::Services)?);
         }
         if let Some(secret) = &settings.dev_hs256_secret {
             anyhow::ensure!(
                 secret.expose().len() >= 32,
                 "auth.dev_hs256_secret must be at least 32 bytes"
             );
-            keys.push(TrustedKey {
+            fixed.push(TrustedKey {
                 kid: None,
                 algorithm: Algorithm::HS256,
                 key: DecodingKey::from_secret(secret.expose().as_bytes()),
                 signs: Signs::Both,
             });
         }
+        let mut idp = IdpKeys::default();
+        if let Some(path) = &source.file {
+            idp.file = load_jwks(path, Signs::Users)?;
+        }
         anyhow::ensure!(
-            !keys.is_empty(),
-            "no token keys configured: set auth.jwks_file (or auth.dev_hs256_secret for development)"
+            !fixed.is_empty() || !idp.file.is_empty() || source.url.is_some(),
+            "no token keys configured: set auth.jwks_file or auth.jwks_url (or auth.dev_hs256_secret for development)"
         );
         Ok(Verifier {
-            keys,
+            fixed,
+            idp: RwLock::new(Arc::new(idp)),
+            source,
+            unknown_kid: tokio::sync::Notify::new(),
+            unknown_kid_pending: AtomicBool::new(false),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway_seconds: settings.leeway_seconds,
         })
     }
 
+    /// The verifier a process runs with: [`Verifier::from_settings`], the JWKS URL fetched once
+    /// (a failure is logged and retried: tokens of the IdP are refused until a fetch succeeds),
+    /// and a task refreshing the IdP's keys until `shutdown` (see `auth/jwks.rs`).
+    pub async fn start(
+        settings: &AuthSettings,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Arc<Verifier>> {
+        let verifier = Arc::new(Verifier::from_settings(settings)?);
+        if verifier.source.refreshes() {
+            let loaded = verifier.refresh().await;
+            tokio::spawn(jwks::refresh_until(verifier.clone(), loaded, shutdown));
+        }
+        Ok(verifier)
+    }
+
+    fn idp_keys(&self) -> Arc<IdpKeys> {
+        self.idp
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads the JWKS file and fetches the JWKS URL, keeping each source's last good keys
+    /// when it fails. True when every source loaded.
+    async fn refresh(&self) -> bool {
+        let (file, url) = self.source.load().await;
+        let all_loaded =
+            file.as_ref().is_none_or(Result::is_ok) && url.as_ref().is_none_or(Result::is_ok);
+        let current = self.idp_keys();
+        let mut next = IdpKeys::default();
+        let mut changed = false;
+        for (loaded, kept, into, what) in [
+            (file, &current.file, &mut next.file, "auth.jwks_file"),
+            (url, &current.url, &mut next.url, "auth.jwks_url"),
+        ] {
+            match loaded {
+                Some(Ok(jwks)) => match keys_from_jwks(&jwks, Signs::Users) {
+                    Ok(keys) => {
+                        *into = keys;
+                        changed = true;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(source = what, %error, "JWKS refused; keeping the last good keys");
+                    }
+                },
+                Some(Err(error)) => {
+                    tracing::warn!(source = what, %error, "JWKS not loaded; keeping the last good keys");
+                }
+                None => {}
+            }
+            *into = kept.clone();
+        }
+        if changed {
+            *self.idp.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        }
+        all_loaded
+    }
+
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let idp = self.idp_keys();
+        let keys = || self.fixed.iter().chain(idp.iter());
+        if let Some(kid) = &header.kid
+            && !keys().any(|k| k.kid.as_ref() == Some(kid))
+            && self.source.refreshes()
+        {
+            // Perhaps the IdP rotated before our next refresh: ask for one (the refresher decides
+            // when), and refuse this token now rather than wait on the network.
+            if !self.unknown_kid_pending.swap(true, Ordering::AcqRel) {
+                self.unknown_kid.notify_one();
+            }
+        }
         // The key decides the algorithm: a token naming another algorithm for that key is refused.
-        let candidates = self.keys.iter().filter(|k| {
+        let candidates = keys().filter(|k| {
             k.algorithm == header.alg
                 && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
@@ -288,7 +400,11 @@ fn describe(error: &jsonwebtoken::errors::Error) -> String {
 fn load_jwks(path: &Path, signs: Signs) -> anyhow::Result<Vec<TrustedKey>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading JWKS {}: {e}", path.display()))?;
-    let set: JwkSet = serde_json::from_str(&text)?;
+    keys_from_jwks(&text, signs).map_err(|e| anyhow::anyhow!("JWKS {}: {e}", path.display()))
+}
+
+fn keys_from_jwks(text: &str, signs: Signs) -> anyhow::Result<Vec<TrustedKey>> {
+    let set: JwkSet = serde_json::from_str(text)?;
     let mut keys = Vec::new();
     for jwk in &set.keys {
         use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
@@ -313,11 +429,7 @@ fn load_jwks(path: &Path, signs: Signs) -> anyhow::Result<Vec<TrustedKey>> {
             signs,
         });
     }
-    anyhow::ensure!(
-        !keys.is_empty(),
-        "JWKS {} has no usable RS256/ES256/EdDSA key",
-        path.display()
-    );
+    anyhow::ensure!(!keys.is_empty(), "no usable RS256/ES256/EdDSA key");
     Ok(keys)
 }
 
@@ -705,6 +817,25 @@ mod tests {
             verifier.verify(&token),
             Err(AuthError::UnknownKey)
         ));
+    }
+
+    #[test]
+    fn a_jwks_url_alone_is_enough_keys_and_a_bad_one_is_refused_at_start() {
+        let mut auth = Settings::defaults().auth;
+        auth.jwks_url = Some("https://idp.example.com/.well-known/jwks.json".into());
+        assert!(Verifier::from_settings(&auth).is_ok());
+        for bad in [
+            "idp.example.com/jwks",
+            "ftp://idp.example.com/jwks",
+            "http://",
+            "::",
+        ] {
+            auth.jwks_url = Some(bad.into());
+            assert!(Verifier::from_settings(&auth).is_err(), "{bad}");
+        }
+        auth.jwks_url = Some("http://idp/jwks".into());
+        auth.jwks_refresh_seconds = 0;
+        assert!(Verifier::from_settings(&auth).is_err());
     }
 
     #[test]

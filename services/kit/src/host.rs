@@ -60,7 +60,8 @@ impl Platform {
             !settings.nats.url.is_empty(),
             "no NATS URL: set DESK_NATS__URL (or run `desk up`, which starts one)"
         );
-        let verifier = Arc::new(Verifier::from_settings(&settings.auth)?);
+        let workers_shutdown = CancellationToken::new();
+        let verifier = Verifier::start(&settings.auth, workers_shutdown.clone()).await?;
         let nats = crate::events::streams::connect_with(
             &settings.nats,
             &format!("desk-{}", settings.region),
@@ -73,7 +74,7 @@ impl Platform {
             jetstream,
             verifier,
             clock,
-            workers_shutdown: CancellationToken::new(),
+            workers_shutdown,
             health: HealthReporter::new(),
             front: FrontLayers::default(),
         })

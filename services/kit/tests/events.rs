@@ -8,6 +8,7 @@
 // The kit's other scenarios against real servers share the crate's one test binary.
 mod calls;
 mod idempotency;
+mod jwks;
 mod migrations;
 
 use std::time::{Duration, Instant};
