@@ -1,10 +1,12 @@
 //! `desk up --demo`: a demo tenant seeded through the public API (the same path every client
 //! takes), with fixed idempotency keys so a second run adds nothing, and tokens to try it with.
 //! Tickets and the CMDB are seeded here; the directory's people and teams in [`directory`], the
-//! service catalog in [`catalog`].
+//! service catalog in [`catalog`]; calendars and SLA/OLA policies, before any ticket so every
+//! demo ticket has clocks, in [`sla`].
 
 mod catalog;
 mod directory;
+mod sla;
 
 use std::net::SocketAddr;
 
@@ -138,6 +140,7 @@ pub async fn seed(
     let channel = Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
+    let service_levels = sla::seed(channel.clone(), &admin).await?;
     let mut client = TicketServiceClient::new(channel);
 
     let mut created = Vec::new();
@@ -210,6 +213,7 @@ pub async fn seed(
             .connect()
             .await?,
         &admin,
+        &service_levels.calendars,
     )
     .await?;
     let changes = seed_changes(address, &admin, &change_manager).await?;
@@ -221,10 +225,12 @@ pub async fn seed(
     )
     .await?;
     println!(
-        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs, a directory of {} people in {} teams in three regions and {changes} scheduled changes beside a freeze, and a catalog of {offerings} offerings; tokens (valid 12 h):",
+        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs, a directory of {} people in {} teams in three regions and {changes} scheduled changes beside a freeze, a catalog of {offerings} offerings, {} business calendars and {} SLA/OLA policies; tokens (valid 12 h):",
         created.len(),
         people.people,
-        people.teams
+        people.teams,
+        service_levels.calendars.len(),
+        service_levels.policies
     );
     println!("  requester rita: {requester}");
     println!("  agent alex:     {agent}");

@@ -249,6 +249,10 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         .unwrap_or_default();
     ensure!(ready.contains(" 3 scheduled changes "), "{ready:?}");
     ensure!(ready.contains(" a catalog of 5 offerings"), "{ready:?}");
+    ensure!(
+        ready.contains(" 3 business calendars and 2 SLA/OLA policies"),
+        "{ready:?}"
+    );
     let channel = Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;

@@ -38,3 +38,5 @@ mod changes;
 mod clocks;
 #[path = "sla/durability.rs"]
 mod durability;
+#[path = "sla/escalation.rs"]
+mod escalation;

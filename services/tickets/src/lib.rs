@@ -8,10 +8,11 @@
 //! - [`store`]: sea-orm entities, migrations and queries, scoped by tenant.
 //! - [`api`]: the gRPC service: parse the request into a command, authorize, let the domain
 //!   decide, write the change with its history and events in one transaction, reply.
-//! - [`events`]: how the domain's facts are written on the wire, through the outbox.
+//! - [`events`]: how the domain's facts are written on the wire, through the outbox, and the
+//!   consumer of the SLA service's breaches that escalates tickets.
 //!
-//! [`build`] wires them into a process: database and migrations, the stream, the outbox relay
-//! and the authenticated gRPC service.
+//! [`build`] wires them into a process: database and migrations, the stream, the outbox relay,
+//! the escalation consumer and the authenticated gRPC service.
 
 pub mod api;
 pub mod domain;
@@ -24,7 +25,10 @@ use desk_kit::{
     Platform, ServiceParts,
     auth::AuthInterceptor,
     db::Db,
-    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, streams},
+    events::{
+        Consumer, ConsumerSpec, Dispatcher, EventSource, Outbox, OutboxRelay, Publisher,
+        RelayHandle, streams,
+    },
 };
 use desk_proto::tickets::v1::ticket_service_server::TicketServiceServer;
 use sea_orm_migration::MigratorTrait;
@@ -76,11 +80,8 @@ pub async fn build(
     )
     .with_stream_settings(&settings.nats)
     .with_clock(platform.clock.clone());
-    let store = Arc::new(store::TicketStore::new(Publisher::new(
-        db,
-        Outbox::new(source),
-        relay_handle,
-    )));
+    let publisher = Publisher::new(db, Outbox::new(source), relay_handle);
+    let store = Arc::new(store::TicketStore::new(publisher.clone()));
     let api = api::TicketApi::new(
         store.clone(),
         settings.region.clone(),
@@ -96,6 +97,27 @@ pub async fn build(
         AuthInterceptor::new(platform.verifier.clone()),
     ));
 
+    // Escalations from the SLA service's breaches, in the same transaction as the inbox row.
+    let escalations = Consumer::new(
+        publisher,
+        platform.jetstream.clone(),
+        ConsumerSpec::new(
+            events::escalation::DURABLE,
+            EventSource::new(settings.region.clone(), "sla").stream_name(),
+            events::escalation::subjects(&settings.region),
+            &settings.consumer,
+        ),
+        Dispatcher::new().on::<desk_proto::sla::v1::SlaBreached>(
+            events::escalation::BREACHED,
+            events::escalation::EscalationHandler {
+                store: store.clone(),
+                region: settings.region.clone(),
+            },
+        ),
+        platform.clock.clone(),
+    )
+    .spawn(platform.workers_shutdown.clone());
+
     let workers = vec![
         tokio::spawn(relay.run(platform.workers_shutdown.clone())),
         tokio::spawn(store::IDEMPOTENCY_KEYS.purge_periodically(
@@ -109,5 +131,6 @@ pub async fn build(
         grpc_services: vec![GRPC_SERVICE],
         workers,
         consumers: Vec::new(),
-    })
+    }
+    .with_consumer(escalations))
 }

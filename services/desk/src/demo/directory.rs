@@ -4,6 +4,8 @@
 //! managers and teams, then the agents' skills and languages. Every step reads first, so a
 //! second run changes nothing (the batch previews as unchanged and is discarded).
 
+use std::collections::HashMap;
+
 use desk_proto::directory::v1::{self as pb, directory_service_client::DirectoryServiceClient};
 use tonic::transport::Channel;
 
@@ -324,10 +326,14 @@ pub struct Seeded {
 }
 
 /// Seeds the demo directory as `admin`.
-pub async fn seed(channel: Channel, admin: &str) -> anyhow::Result<Seeded> {
+pub async fn seed(
+    channel: Channel,
+    admin: &str,
+    calendars: &HashMap<&'static str, String>,
+) -> anyhow::Result<Seeded> {
     let mut client = DirectoryServiceClient::new(channel);
     seed_catalog(&mut client, admin).await?;
-    let teams = seed_teams(&mut client, admin).await?;
+    let teams = seed_teams(&mut client, admin, calendars).await?;
     seed_people(&mut client, admin).await?;
     seed_agents(&mut client, admin).await?;
     Ok(Seeded {
@@ -372,6 +378,7 @@ async fn seed_catalog(
 async fn seed_teams(
     client: &mut DirectoryServiceClient<Channel>,
     admin: &str,
+    calendars: &HashMap<&'static str, String>,
 ) -> anyhow::Result<usize> {
     let existing: Vec<String> = client
         .list_teams(with(
@@ -395,8 +402,8 @@ async fn seed_teams(
             name: team.name.into(),
             region: team.region.into(),
             time_zone: team.time_zone.into(),
-            // The SLA service owns calendars; until it seeds them the id is a name to match.
-            calendar_id: format!("{}-office-hours", team.region),
+            // The SLA service owns calendars: the one seeded for the team's region.
+            calendar_id: calendars.get(team.region).cloned().unwrap_or_default(),
             tier: team.tier as i32,
             skills: team.skills.iter().map(|s| (*s).to_owned()).collect(),
             follow_the_sun: team.follow_the_sun,

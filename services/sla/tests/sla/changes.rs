@@ -11,7 +11,68 @@ on_both_backends!(
     bad_calendars_and_policies_are_refused_with_every_violation_and_nothing_written,
     a_malformed_ticket_event_is_dead_lettered_and_the_consumer_goes_on,
     kpis_of_a_known_data_set,
+    holidays_imported_from_ics_move_a_due_time,
 );
+
+const ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//desk//test//EN\r\nBEGIN:VEVENT\r\nUID:trettondagen@test\r\nDTSTAMP:20290101T000000Z\r\nDTSTART;VALUE=DATE:20300108\r\nDTEND;VALUE=DATE:20300109\r\nSUMMARY:Company day off\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+async fn holidays_imported_from_ics_move_a_due_time(desk: TestDesk) -> anyhow::Result<()> {
+    let stockholm = desk
+        .calendar("Stockholm office", "Europe/Stockholm", 8, 17, &[])
+        .await?;
+    desk.create_policy(TestDesk::policy(PolicyKind::Sla, &stockholm.id))
+        .await?;
+    // Monday 15:00 UTC: 1 h on Monday, 7 h on Tuesday: due Tuesday 14:00 UTC.
+    let ticket = Ticket::new(40, at(8 * 60));
+    desk.created(&ticket).await?;
+    desk.set_clock(at(8 * 60 + 10))?;
+    let before = desk
+        .clocks_when(&ticket.id(), |clocks| clocks.len() == 2)
+        .await?;
+    ensure!(clock(&before, PolicyKind::Sla, Metric::Resolution)?.due_time == ts(at(31 * 60)));
+    let imported = desk
+        .api()
+        .import_holidays(with_token(
+            pb::ImportHolidaysRequest {
+                calendar_id: stockholm.id.clone(),
+                ics: ICS.into(),
+                first_year: 2030,
+                last_year: 2030,
+                expected_version: 1,
+                replace: false,
+            },
+            &desk.admin(),
+        ))
+        .await?
+        .into_inner();
+    ensure!(imported.imported == 1, "{imported:?}");
+    let calendar = imported.calendar.unwrap_or_default();
+    ensure!(
+        calendar
+            .holidays
+            .iter()
+            .any(|h| h.date == "2030-01-08" && h.name == "Company day off")
+    );
+    // Tuesday is now off: 7 h on Wednesday, due Wednesday 14:00 UTC.
+    let after = desk.ticket_sla(&ticket.id()).await?.clocks;
+    ensure!(clock(&after, PolicyKind::Sla, Metric::Resolution)?.due_time == ts(at(55 * 60)));
+    let broken = desk
+        .api()
+        .import_holidays(with_token(
+            pb::ImportHolidaysRequest {
+                calendar_id: stockholm.id.clone(),
+                ics: "not a calendar".into(),
+                first_year: 2030,
+                last_year: 2030,
+                expected_version: 2,
+                replace: false,
+            },
+            &desk.admin(),
+        ))
+        .await;
+    expect_violations(broken, &["ics"])?;
+    Ok(())
+}
 
 async fn a_calendar_change_is_previewed_then_applied_with_recomputation(
     desk: TestDesk,

@@ -10,7 +10,72 @@ on_both_backends!(
     pausing_on_the_customer_keeps_paused_time_through_a_priority_change,
     a_warning_then_a_breach_reach_nats_once_each_and_the_timeline_explains_it,
     the_ola_continues_on_another_regions_team_calendar_after_reassignment,
+    an_agent_sees_what_breaches_soon_in_their_teams_soonest_first,
 );
+
+async fn an_agent_sees_what_breaches_soon_in_their_teams_soonest_first(
+    desk: TestDesk,
+) -> anyhow::Result<()> {
+    desk.create_policy(TestDesk::policy(PolicyKind::Sla, ""))
+        .await?;
+    // Around the clock: first responses due 60 min after creation.
+    let late = Ticket::new(30, at(20));
+    let early = Ticket::new(31, at(0));
+    let mut other = Ticket::new(32, at(0));
+    other.ticket.assignment_group_id = "amer-l1".into();
+    for ticket in [&late, &early, &other] {
+        desk.created(ticket).await?;
+    }
+    desk.set_clock(at(30))?;
+    for ticket in [&late, &early, &other] {
+        desk.clocks_when(&ticket.id(), |clocks| clocks.len() == 2)
+            .await?;
+    }
+    let soon = desk
+        .api()
+        .list_breaching_soon(with_token(
+            pb::ListBreachingSoonRequest {
+                within_minutes: 60,
+                team_ids: vec![],
+                page_size: 10,
+            },
+            &desk.agent(&["emea-l1"]),
+        ))
+        .await?
+        .into_inner()
+        .clocks;
+    let listed: Vec<(String, i32)> = soon
+        .iter()
+        .map(|s| {
+            (
+                s.ticket_id.clone(),
+                s.clock.as_ref().map_or(0, |c| c.metric),
+            )
+        })
+        .collect();
+    // Only emea-l1's first responses (the 8 h resolutions are further out), soonest first.
+    ensure!(
+        listed
+            == [
+                (early.id(), Metric::FirstResponse as i32),
+                (late.id(), Metric::FirstResponse as i32)
+            ],
+        "{listed:?}"
+    );
+    let refused = desk
+        .api()
+        .list_breaching_soon(with_token(
+            pb::ListBreachingSoonRequest {
+                within_minutes: -1,
+                team_ids: vec![],
+                page_size: 0,
+            },
+            &desk.agent(&["emea-l1"]),
+        ))
+        .await;
+    expect_violations(refused, &["within_minutes"])?;
+    Ok(())
+}
 
 async fn pausing_on_the_customer_keeps_paused_time_through_a_priority_change(
     desk: TestDesk,

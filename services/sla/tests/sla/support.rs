@@ -46,6 +46,8 @@ pub fn ts(time: DateTime<Utc>) -> Option<prost_types::Timestamp> {
 
 pub struct TestDesk {
     pub sla: ServiceUnderTest,
+    /// A real tickets service on the same nats-server, when a test needs one.
+    pub tickets: Option<ServiceUnderTest>,
 }
 
 pub async fn spawn_desk(database: TestDatabase) -> anyhow::Result<TestDesk> {
@@ -63,7 +65,28 @@ pub async fn spawn_desk(database: TestDatabase) -> anyhow::Result<TestDesk> {
         )
         .await?;
     }
-    Ok(TestDesk { sla })
+    Ok(TestDesk { sla, tickets: None })
+}
+
+/// The SLA service beside a real tickets service (its own database of the same backend, the
+/// same manual start time) on the SLA service's nats-server.
+pub async fn spawn_desk_with_tickets(database: TestDatabase) -> anyhow::Result<TestDesk> {
+    let backend = database.backend;
+    let mut desk = spawn_desk(database).await?;
+    let url = desk.sla.settings.nats.url.clone();
+    let tickets_database = match backend {
+        desk_testkit::Backend::Postgres => desk_testkit::postgres_database().await?,
+        desk_testkit::Backend::Sqlite => desk_testkit::sqlite_database()?,
+    };
+    let mut tickets = Harness::new(desk_tickets::ENTRY)
+        .manual_clock(start_time())
+        .settings(move |settings| settings.nats.url = url)
+        .start(tickets_database)
+        .await
+        .context("starting the tickets service")?;
+    tickets.jetstream = desk.sla.jetstream.clone();
+    desk.tickets = Some(tickets);
+    Ok(desk)
 }
 
 /// A ticket as the tickets service would publish it, moved step by step.
@@ -124,9 +147,13 @@ impl TestDesk {
         self.sla.token("ada", TENANT, &["admin"])
     }
 
+    /// An agent of `groups` (the token's `groups` claim names their teams).
     pub fn agent(&self, groups: &[&str]) -> String {
-        let _ = groups;
-        self.sla.token("andy", TENANT, &["agent"])
+        let mut claims =
+            desk_kit::auth::dev_claims(&self.sla.settings.auth, "andy", TENANT, &["agent"], 3600);
+        claims.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        desk_kit::auth::mint_dev_token(desk_testkit::service::SECRET, &claims)
+            .unwrap_or_else(|error| panic!("minting a token: {error}"))
     }
 
     pub fn api(&self) -> SlaServiceClient<Channel> {

@@ -99,7 +99,7 @@ impl TicketApi {
             change,
             watchers_changed,
         } = changed;
-        if !self.store.update(txn, &ticket, read_version).await? {
+        if !self.store.update(&**txn, &ticket, read_version).await? {
             let current = self
                 .store
                 .find(&**txn, &ticket.tenant_id, ticket.id)
@@ -134,7 +134,7 @@ impl TicketApi {
         };
         self.store
             .append_history(
-                txn,
+                &**txn,
                 ticket,
                 &history_actor,
                 change.action.as_str(),

@@ -2,8 +2,10 @@
 //! `desk.<region>.tickets.<tenant>.<aggregate>.<event>`, each carrying the ticket as it is after the change
 //! (so its `version` orders and de-duplicates them). The bodies are `desk.tickets.v1` event messages.
 //!
-//! This stage consumes nothing yet; SLA breaches and catalog requests will arrive here as inbox
-//! consumers (`desk_kit::events::inbox`).
+//! It consumes the SLA service's `sla.breached` ([`escalation`]): a breached customer SLA raises
+//! the ticket's tier.
+
+pub mod escalation;
 
 use desk_kit::events::OutgoingEvent;
 use desk_proto::{common::v1 as common, tickets::v1 as pb};

@@ -267,9 +267,9 @@ impl TicketStore {
 
     /// Writes `ticket` (whose version is already the new one) only if the stored version is still
     /// `expected_version`. `false` means someone else changed it first.
-    pub async fn update(
+    pub async fn update<C: ConnectionTrait>(
         &self,
-        txn: &WriteTxn,
+        txn: &C,
         ticket: &Ticket,
         expected_version: i64,
     ) -> StoreResult<bool> {
@@ -278,7 +278,7 @@ impl TicketStore {
             .filter(ticket::Column::Id.eq(ticket.id))
             .filter(ticket::Column::TenantId.eq(ticket.tenant_id.as_str()))
             .filter(ticket::Column::Version.eq(expected_version))
-            .exec(&**txn)
+            .exec(txn)
             .await?;
         Ok(result.rows_affected == 1)
     }
@@ -365,9 +365,9 @@ impl TicketStore {
     // ---- history ----
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn append_history(
+    pub async fn append_history<C: ConnectionTrait>(
         &self,
-        txn: &WriteTxn,
+        txn: &C,
         ticket: &Ticket,
         actor: &HistoryActor,
         action: &str,
@@ -395,7 +395,7 @@ impl TicketStore {
             note: Set(note.map(str::to_owned)),
             created_at: Set(at),
         })
-        .exec_without_returning(&**txn)
+        .exec_without_returning(txn)
         .await?;
         Ok(())
     }
