@@ -18,7 +18,22 @@ use super::ticket::{Status, Visibility};
 /// The roles that work tickets: agents, managers, admins and integrators. Change, catalog and
 /// CMDB roles are not among them: they act in other services and, on the desk, are requesters
 /// like anyone else.
-pub const STAFF_ROLES: &[Role] = &[Role::Agent, Role::Manager, Role::Admin, Role::Integrator];
+/// `Service`: another desk service with a service token, which reaches only the methods in
+/// [`SERVICE_METHODS`] (the catalog making and resolving a request's service request ticket).
+pub const STAFF_ROLES: &[Role] = &[
+    Role::Agent,
+    Role::Manager,
+    Role::Admin,
+    Role::Integrator,
+    Role::Service,
+];
+
+/// The methods other desk services may call with a service token.
+pub const SERVICE_METHODS: &[&str] = &[
+    "/desk.tickets.v1.TicketService/CreateTicket",
+    "/desk.tickets.v1.TicketService/GetTicket",
+    "/desk.tickets.v1.TicketService/ResolveTicket",
+];
 
 /// Whether the caller works tickets (one of [`STAFF_ROLES`]); a requester alone does not.
 pub fn is_staff(caller: &Caller) -> bool {
