@@ -484,21 +484,27 @@ mod tests {
     }
 
     #[test]
-    fn agents_managers_admins_and_integrators_are_staff() {
-        for role in [Role::Agent, Role::Manager, Role::Admin, Role::Integrator] {
+    fn agents_managers_admins_integrators_and_services_are_staff() {
+        // A service token reaches only `SERVICE_METHODS` (the catalog's request tickets).
+        for role in [
+            Role::Agent,
+            Role::Manager,
+            Role::Admin,
+            Role::Integrator,
+            Role::Service,
+        ] {
             assert!(is_staff(&caller("x", &[role])), "{role}");
         }
     }
 
     #[test]
-    fn requesters_other_practices_roles_and_services_are_not_staff() {
+    fn requesters_and_other_practices_roles_are_not_staff() {
         for role in [
             Role::Requester,
             Role::ChangeManager,
             Role::CabMember,
             Role::CatalogAdmin,
             Role::ConfigurationManager,
-            Role::Service,
         ] {
             assert!(!is_staff(&caller("x", &[role])), "{role}");
         }
