@@ -10,14 +10,17 @@
 //!   the request lifecycle and the facts it produces.
 //! - [`store`]: tables, migrations and queries (PostgreSQL and SQLite), scoped by tenant.
 //! - [`api`]: the gRPC service.
-//! - [`events`]: what it publishes, the directory projection consumer (managers, team members)
-//!   and the approval timer worker.
+//! - [`events`]: what it publishes, the directory projection consumer (managers, team members),
+//!   the service request tickets made and resolved in the tickets service, and the approval
+//!   timer worker.
 //!
 //! [`build`] wires them: database and migrations, stream and outbox relay, the directory
 //! consumer, the timer worker and the authenticated gRPC service.
 //!
 //! # Settings
-//! Nothing of its own; consumers read `consumer.*`.
+//! Nothing of its own: the tickets service is called at `services.tickets.url` (this process's
+//! own address when unset, as in `desk up`) with the service token `auth.*` signs; consumers read
+//! `consumer.*`.
 
 pub mod api;
 pub mod domain;
@@ -29,6 +32,7 @@ use std::sync::Arc;
 use desk_kit::{
     Platform, ServiceParts,
     auth::AuthInterceptor,
+    calls::ServiceCalls,
     db::Db,
     events::{
         Consumer, ConsumerSpec, Dispatcher, EventSource, Outbox, OutboxRelay, Publisher,
@@ -125,6 +129,36 @@ pub async fn build(
     )
     .spawn(platform.workers_shutdown.clone());
 
+    let mut tickets_spec = ConsumerSpec::new(
+        events::tickets::DURABLE,
+        source.stream_name(),
+        events::tickets::subjects(&region),
+        &settings.consumer,
+    );
+    // Each event calls the tickets service: one per transaction, so a retry never repeats
+    // another's calls.
+    tickets_spec.batch_size = 1;
+    let ticket_handler = Arc::new(events::tickets::TicketHandler {
+        api: api.clone(),
+        calls: Arc::new(ServiceCalls::from_settings(settings, SERVICE)?),
+    });
+    let tickets_consumer = Consumer::new(
+        publisher.clone(),
+        platform.jetstream.clone(),
+        tickets_spec,
+        Dispatcher::new()
+            .on::<desk_proto::catalog::v1::RequestEvent>(
+                events::tickets::SUBMITTED,
+                ticket_handler.clone(),
+            )
+            .on::<desk_proto::catalog::v1::RequestEvent>(
+                events::tickets::FULFILLED,
+                ticket_handler,
+            ),
+        platform.clock.clone(),
+    )
+    .spawn(platform.workers_shutdown.clone());
+
     let purge_idempotency_keys = store::IDEMPOTENCY_KEYS.purge_periodically(
         store.db().clone(),
         platform.clock.clone(),
@@ -143,5 +177,6 @@ pub async fn build(
         .with_worker(tokio::spawn(relay.run(platform.workers_shutdown.clone())))
         .with_worker(tokio::spawn(purge_idempotency_keys))
         .with_worker(tokio::spawn(timers))
-        .with_consumer(directory_consumer))
+        .with_consumer(directory_consumer)
+        .with_consumer(tickets_consumer))
 }

@@ -10,30 +10,32 @@
 //!   `approvals` (quorum, conditional finance step, refusals, delegation, cancel), `directory`
 //!   (the manager and a team from the directory's events), `expiry` (reminder, escalation and
 //!   rejection on a controlled clock), `fulfillment` (pre-approved, parallel tasks in any order,
-//!   an automated task taken from the events by an integrator).
+//!   an automated task taken from the events by an integrator), `tickets` (the request's service
+//!   request ticket made, linked and resolved on fulfillment).
 
 mod support;
 
 /// `<name>::on_postgres` and `<name>::on_sqlite`, each running `async fn <name>(TestDesk)` on a
-/// fresh desk; `with directory` also starts the directory.
+/// fresh desk; `with directory` also starts the directory, `with tickets` the tickets service.
 macro_rules! on_both_backends {
-    (@one $name:ident, $directory:expr) => {
+    (@one $name:ident, $directory:expr, $tickets:expr) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() -> anyhow::Result<()> {
-                let desk = crate::support::spawn_desk(desk_testkit::postgres_database().await?, $directory).await?;
+                let desk = crate::support::spawn_desk(desk_testkit::postgres_database().await?, $directory, $tickets).await?;
                 super::$name(desk).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_sqlite() -> anyhow::Result<()> {
-                let desk = crate::support::spawn_desk(desk_testkit::sqlite_database()?, $directory).await?;
+                let desk = crate::support::spawn_desk(desk_testkit::sqlite_database()?, $directory, $tickets).await?;
                 super::$name(desk).await
             }
         }
     };
-    (with directory: $($name:ident),* $(,)?) => {$( on_both_backends!(@one $name, true); )*};
-    ($($name:ident),* $(,)?) => {$( on_both_backends!(@one $name, false); )*};
+    (with directory: $($name:ident),* $(,)?) => {$( on_both_backends!(@one $name, true, false); )*};
+    (with tickets: $($name:ident),* $(,)?) => {$( on_both_backends!(@one $name, false, true); )*};
+    ($($name:ident),* $(,)?) => {$( on_both_backends!(@one $name, false, false); )*};
 }
 
 #[path = "service/approvals.rs"]
@@ -48,3 +50,5 @@ mod expiry;
 mod forms;
 #[path = "service/fulfillment.rs"]
 mod fulfillment;
+#[path = "service/tickets.rs"]
+mod tickets;

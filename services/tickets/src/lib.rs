@@ -92,10 +92,11 @@ pub async fn build(
     let server = TicketServiceServer::new(api)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    routes.add_service(tonic::service::interceptor::InterceptedService::new(
-        server,
-        AuthInterceptor::new(platform.verifier.clone()),
-    ));
+    routes.add_service(
+        AuthInterceptor::new(platform.verifier.clone())
+            .open_to_services(domain::access::SERVICE_METHODS)
+            .wrap(server),
+    );
 
     // Escalations from the SLA service's breaches, in the same transaction as the inbox row.
     let escalations = Consumer::new(

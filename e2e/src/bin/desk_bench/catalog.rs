@@ -2,14 +2,18 @@
 //! `desk serve --target catalog` on PostgreSQL (synchronous commit on) and a real nats-server.
 //! Half the submissions go to a pre-approved offering (straight to fulfillment: submitted,
 //! approved and a task created in one transaction), half to one that waits for a named
-//! approver. Prints one JSON object: `submissions_per_s`, `submit_p99_ms`, the lag from a
-//! request's commit to its `request.submitted` event on NATS, and `ticket_lag_p99_ms` — null
-//! while the tickets service does not yet make the request's ticket (see the catalog's docs).
+//! approver. The tickets service runs in the same process (`--target catalog,tickets`), so each
+//! request's service request ticket is made as in production: the catalog's `catalog-tickets`
+//! consumer calls `CreateTicket`. Prints one JSON object: `submissions_per_s`, `submit_p99_ms`,
+//! the lag from a request's commit to its `request.submitted` event on NATS, and
+//! `ticket_lag_p99_ms`: from the request's commit (its `create_time`) to its ticket's commit
+//! (the `ce-time` of `ticket.created`, whose title ends with the request's number).
 //!
 //! Two phases: full load (`--concurrency` workers as fast as they go), then half that rate, where
 //! the lag floor applies.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -18,7 +22,10 @@ use std::{
 };
 
 use clap::Parser;
-use desk_proto::catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient};
+use desk_proto::{
+    catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient},
+    tickets::v1::TicketCreated,
+};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -169,7 +176,7 @@ pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
     let nats = desk_testkit::NatsServer::start().await?;
     let cluster = desk_testkit::start_cluster(false).await?;
     let database_url = cluster.create_database("bench").await?;
-    let launch = DeskLaunch::new("catalog", database_url, nats.url(), 48, "warn")?;
+    let launch = DeskLaunch::new("catalog,tickets", database_url, nats.url(), 48, "warn")?;
     let log_path = std::env::temp_dir().join("desk-bench-catalog.log");
     let mut desk = launch.spawn(&log_path)?;
     let admin = dev_token(
@@ -252,8 +259,8 @@ pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
         "pre_approved_share": 0.5,
         "submissions_per_s": full["submissions_per_s"],
         "submit_p99_ms": full["p99_ms"],
-        "ticket_lag_p99_ms": null,
-        "ticket_lag_note": "the tickets service does not consume request.submitted yet",
+        "ticket_lag_p99_ms": half["ticket_lag_p99_ms"],
+        "floor_ticket_lag_p99_ms_at_half_load": 250,
         "floor_submissions_per_s": 500,
         "meets_submission_floor": full["submissions_per_s"].as_f64().unwrap_or(0.0) >= 500.0,
         "full_load": full,
@@ -281,6 +288,46 @@ async fn phase(
     let mut events = nats.subscribe("desk.*.catalog.*.request.submitted").await?;
     let lag = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let delivered = Arc::new(AtomicU64::new(0));
+    // Request number → its commit time (µs), from the submit answers; tickets are matched by it.
+    let committed: Arc<std::sync::Mutex<HashMap<String, i64>>> = Arc::default();
+    let ticket_lag = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let tickets_made = Arc::new(AtomicU64::new(0));
+    let mut ticket_events = nats.subscribe("desk.*.tickets.*.ticket.created").await?;
+    let (stop_tickets, mut tickets_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ticket_task = {
+        let (committed, ticket_lag, tickets_made) =
+            (committed.clone(), ticket_lag.clone(), tickets_made.clone());
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = ticket_events.next() => message,
+                    _ = &mut tickets_stopped => break,
+                };
+                let Some(message) = message else { break };
+                let Ok(created) =
+                    <TicketCreated as prost::Message>::decode(message.payload.as_ref())
+                else {
+                    continue;
+                };
+                let Some(ticket) = created.ticket else {
+                    continue;
+                };
+                let number = ticket
+                    .title
+                    .rsplit_once('(')
+                    .map(|(_, n)| n.trim_end_matches(')').to_owned())
+                    .unwrap_or_default();
+                let made = ticket
+                    .create_time
+                    .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000);
+                let at = committed.lock().ok().and_then(|m| m.get(&number).copied());
+                if let (Some(made), Some(at)) = (made, at) {
+                    let _ = ticket_lag.lock().await.record((made - at).max(0) as u64);
+                    tickets_made.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
     let (stop_events, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let event_task = {
         let (lag, delivered) = (lag.clone(), delivered.clone());
@@ -328,7 +375,12 @@ async fn phase(
             3600,
         )?)?;
         let offerings = offerings.to_vec();
-        let (latencies, submitted, errors) = (latencies.clone(), submitted.clone(), errors.clone());
+        let (latencies, submitted, errors, committed) = (
+            latencies.clone(),
+            submitted.clone(),
+            errors.clone(),
+            committed.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new(3).ok();
             let mut next = Instant::now();
@@ -350,7 +402,16 @@ async fn phase(
                     .insert("authorization", token.clone());
                 let call = Instant::now();
                 match client.submit_request(request).await {
-                    Ok(_) => {
+                    Ok(reply) => {
+                        if let Some(request) = reply.into_inner().request
+                            && let Some(t) = request.create_time
+                            && let Ok(mut map) = committed.lock()
+                        {
+                            map.insert(
+                                request.number,
+                                t.seconds * 1_000_000 + i64::from(t.nanos) / 1000,
+                            );
+                        }
                         if let Some(local) = local.as_mut() {
                             let _ = local.record(call.elapsed().as_micros() as u64);
                         }
@@ -377,6 +438,14 @@ async fn phase(
     }
     let _ = stop_events.send(());
     let _ = event_task.await;
+    // The tickets are made one by one by the consumer: wait (bounded) for them too.
+    let tickets_deadline = Instant::now() + Duration::from_secs(60);
+    while tickets_made.load(Ordering::Relaxed) < submitted && Instant::now() < tickets_deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tickets.send(());
+    let _ = ticket_task.await;
+    let ticket_lag = ticket_lag.lock().await;
     let latencies = latencies.lock().await;
     let lag = lag.lock().await;
     let ms = |h: &Histogram<u64>, q: f64| {
@@ -394,5 +463,8 @@ async fn phase(
         "submitted_event_lag_p50_ms": ms(&lag, 0.50),
         "submitted_event_lag_p99_ms": ms(&lag, 0.99),
         "events_seen": delivered.load(Ordering::Relaxed),
+        "tickets_made": tickets_made.load(Ordering::Relaxed),
+        "ticket_lag_p50_ms": ms(&ticket_lag, 0.50),
+        "ticket_lag_p99_ms": ms(&ticket_lag, 0.99),
     }))
 }

@@ -514,6 +514,16 @@ impl Request {
             .unwrap_or_default()
     }
 
+    /// The service request ticket the tickets service made for the request.
+    pub fn link_ticket(&mut self, id: &str, number: &str, now: DateTime<Utc>) {
+        if self.ticket_id == id && self.ticket_number == number {
+            return;
+        }
+        self.ticket_id = id.to_owned();
+        self.ticket_number = number.to_owned();
+        self.touch(now);
+    }
+
     pub fn task(&self, key: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.key == key)
     }

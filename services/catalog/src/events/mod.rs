@@ -4,12 +4,14 @@
 //! `task.created/claimed/completed` — and the consumers it runs:
 //! - [`directory`]: the directory's `person.*` and `membership.*` events into the tables that
 //!   resolve a requester's manager and a team's members (durable consumer `catalog-directory`);
-//! - [`tickets`]: the tickets service's `ticket.created` for a request's ticket, linked back
-//!   (`catalog-tickets`).
+//! - [`tickets`]: the catalog's own `request.submitted` and `request.fulfilled` into the
+//!   request's service request ticket in the tickets service, made, linked on the request and
+//!   resolved (`catalog-tickets`).
 //!
 //! [`timers`] is the worker that fires reminders and expiry on the service's clock.
 
 pub mod directory;
+pub mod tickets;
 pub mod timers;
 
 use desk_kit::events::OutgoingEvent;

@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, TimeZone as _, Utc};
-use desk_kit::auth::{dev_claims, mint_dev_token};
+use desk_kit::{
+    auth::{dev_claims, mint_dev_token},
+    settings::ServiceAddress,
+};
 use desk_proto::{
     catalog::v1::{self as pb, catalog_service_client::CatalogServiceClient},
     directory::v1::{self as directory, directory_service_client::DirectoryServiceClient},
+    tickets::v1::{self as tickets, ticket_service_client::TicketServiceClient},
 };
 use desk_testkit::{Backend, TestDatabase, service::Harness};
 use tonic::{Status, transport::Channel};
@@ -31,6 +35,7 @@ pub fn start_time() -> DateTime<Utc> {
 pub struct TestDesk {
     pub catalog: ServiceUnderTest,
     pub directory: Option<ServiceUnderTest>,
+    pub tickets: Option<ServiceUnderTest>,
 }
 
 async fn database(backend: Backend) -> anyhow::Result<TestDatabase> {
@@ -40,11 +45,12 @@ async fn database(backend: Backend) -> anyhow::Result<TestDatabase> {
     }
 }
 
-/// The catalog alone, or (with `with_directory`) the directory first and the catalog on its
-/// nats-server.
+/// The catalog alone, or beside the directory and/or the tickets service, all on the first
+/// one's nats-server; the catalog calls the tickets service at its address.
 pub async fn spawn_desk(
     catalog_database: TestDatabase,
     with_directory: bool,
+    with_tickets: bool,
 ) -> anyhow::Result<TestDesk> {
     let backend = catalog_database.backend;
     let directory = if with_directory {
@@ -57,20 +63,48 @@ pub async fn spawn_desk(
     } else {
         None
     };
-    let mut harness = Harness::new(desk_catalog::ENTRY).manual_clock(start_time());
+    let mut tickets_harness = Harness::new(desk_tickets::ENTRY);
     if let Some(directory) = &directory {
         let url = directory.nats.url();
-        harness = harness.settings(move |settings| settings.nats.url = url);
+        tickets_harness = tickets_harness.settings(move |settings| settings.nats.url = url);
     }
-    let mut catalog = harness
+    let tickets = if with_tickets {
+        Some(
+            tickets_harness
+                .start(database(backend).await?)
+                .await
+                .context("starting the tickets service")?,
+        )
+    } else {
+        None
+    };
+    let shared = directory.as_ref().or(tickets.as_ref());
+    let nats_url = shared.map(|s| s.nats.url());
+    let tickets_url = tickets.as_ref().map(|t| format!("http://{}", t.addr()));
+    let mut catalog = Harness::new(desk_catalog::ENTRY)
+        .manual_clock(start_time())
+        .settings(move |settings| {
+            if let Some(url) = nats_url {
+                settings.nats.url = url;
+            }
+            if let Some(url) = tickets_url {
+                settings
+                    .services
+                    .insert("tickets".into(), ServiceAddress { url });
+            }
+        })
         .start(catalog_database)
         .await
         .context("starting the catalog")?;
-    if let Some(directory) = &directory {
+    if let Some(shared) = shared {
         // The harness's own view of NATS is of a server the catalog does not use.
-        catalog.jetstream = directory.jetstream.clone();
+        catalog.jetstream = shared.jetstream.clone();
     }
-    Ok(TestDesk { catalog, directory })
+    Ok(TestDesk {
+        catalog,
+        directory,
+        tickets,
+    })
 }
 
 pub fn text(value: &str) -> pb::Value {
@@ -349,6 +383,25 @@ impl TestDesk {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    // ---- the tickets service ----
+
+    /// A ticket as an agent of the tickets service reads it.
+    pub async fn ticket(&self, id: &str) -> anyhow::Result<tickets::Ticket> {
+        let service = self
+            .tickets
+            .as_ref()
+            .context("no tickets service in this desk")?;
+        TicketServiceClient::new(service.channel())
+            .get_ticket(with_token(
+                tickets::GetTicketRequest { id: id.into() },
+                &service.token("andy", TENANT, &["agent"]),
+            ))
+            .await?
+            .into_inner()
+            .ticket
+            .context("no ticket answered")
     }
 
     // ---- the directory ----

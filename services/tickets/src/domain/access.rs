@@ -18,7 +18,22 @@ use super::ticket::{Status, Visibility};
 /// The roles that work tickets: agents, managers, admins and integrators. Change, catalog and
 /// CMDB roles are not among them: they act in other services and, on the desk, are requesters
 /// like anyone else.
-pub const STAFF_ROLES: &[Role] = &[Role::Agent, Role::Manager, Role::Admin, Role::Integrator];
+/// `Service`: another desk service with a service token, which reaches only the methods in
+/// [`SERVICE_METHODS`] (the catalog making and resolving a request's service request ticket).
+pub const STAFF_ROLES: &[Role] = &[
+    Role::Agent,
+    Role::Manager,
+    Role::Admin,
+    Role::Integrator,
+    Role::Service,
+];
+
+/// The methods other desk services may call with a service token.
+pub const SERVICE_METHODS: &[&str] = &[
+    "/desk.tickets.v1.TicketService/CreateTicket",
+    "/desk.tickets.v1.TicketService/GetTicket",
+    "/desk.tickets.v1.TicketService/ResolveTicket",
+];
 
 /// Whether the caller works tickets (one of [`STAFF_ROLES`]); a requester alone does not.
 pub fn is_staff(caller: &Caller) -> bool {
@@ -469,21 +484,27 @@ mod tests {
     }
 
     #[test]
-    fn agents_managers_admins_and_integrators_are_staff() {
-        for role in [Role::Agent, Role::Manager, Role::Admin, Role::Integrator] {
+    fn agents_managers_admins_integrators_and_services_are_staff() {
+        // A service token reaches only `SERVICE_METHODS` (the catalog's request tickets).
+        for role in [
+            Role::Agent,
+            Role::Manager,
+            Role::Admin,
+            Role::Integrator,
+            Role::Service,
+        ] {
             assert!(is_staff(&caller("x", &[role])), "{role}");
         }
     }
 
     #[test]
-    fn requesters_other_practices_roles_and_services_are_not_staff() {
+    fn requesters_and_other_practices_roles_are_not_staff() {
         for role in [
             Role::Requester,
             Role::ChangeManager,
             Role::CabMember,
             Role::CatalogAdmin,
             Role::ConfigurationManager,
-            Role::Service,
         ] {
             assert!(!is_staff(&caller("x", &[role])), "{role}");
         }
