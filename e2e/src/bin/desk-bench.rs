@@ -16,6 +16,8 @@ mod cmdb;
 mod directory;
 #[path = "desk_bench/gateway.rs"]
 mod gateway;
+#[path = "desk_bench/notifications.rs"]
+mod notifications;
 
 /// The same allocator as the desk: the client's decoding of impact answers (thousands of small
 /// strings) is part of every latency measured, and so are the in-process timings of the desk's
@@ -62,6 +64,8 @@ enum Command {
     /// Change: conflict checks across the whole closure of the cmdb suite's estate against
     /// scheduled changes (in process).
     Change(change::ChangeArgs),
+    /// Notifications: ticket events into signed webhooks and e-mails on loopback receivers.
+    Notifications(notifications::NotificationArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -150,6 +154,10 @@ fn main() -> anyhow::Result<()> {
             .build()?
             .block_on(gateway::run(args)),
         Command::Change(args) => change::run(args),
+        Command::Notifications(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(notifications::run(args)),
     }
 }
 

@@ -33,6 +33,7 @@ pub const SERVICES: &[ServiceEntry] = &[
     desk_cmdb::ENTRY,
     desk_directory::ENTRY,
     desk_change::ENTRY,
+    desk_notifications::ENTRY,
     desk_gateway::ENTRY,
 ];
 
