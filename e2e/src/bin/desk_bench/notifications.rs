@@ -194,33 +194,38 @@ pub async fn run(args: NotificationArgs) -> anyhow::Result<()> {
         .encode_to_vec();
         publish(&js, "directory", "person", "created", payload).await?;
     }
-    // The people are projected before the load starts: a probe event's e-mail says so.
-    let probe = tickets::Ticket {
-        id: format!("{REGION}-probe"),
-        number: "PROBE".into(),
-        requester_id: format!("person-{}", args.people - 1),
-        status: tickets::TicketStatus::New as i32,
-        priority: 3,
-        version: 1,
-        ..Default::default()
-    };
-    publish(
-        &js,
-        "tickets",
-        "ticket",
-        "created",
-        tickets::TicketCreated {
-            ticket: Some(probe),
-            actor: None,
-        }
-        .encode_to_vec(),
-    )
-    .await?;
-    anyhow::ensure!(
-        !sink.wait_for(1, Duration::from_secs(60)).await.is_empty(),
-        "the probe e-mail did not arrive; see {}",
-        log.display()
-    );
+    // The people are projected before the load starts: a probe event's e-mail says so (the
+    // directory and tickets consumers run independently, so probe until one arrives).
+    let probe_deadline = Instant::now() + Duration::from_secs(60);
+    while sink.messages().is_empty() {
+        anyhow::ensure!(
+            Instant::now() < probe_deadline,
+            "no probe e-mail arrived; see {}",
+            log.display()
+        );
+        let probe = tickets::Ticket {
+            id: format!("{REGION}-probe-{}", uuid::Uuid::now_v7()),
+            number: "PROBE".into(),
+            requester_id: format!("person-{}", args.people - 1),
+            status: tickets::TicketStatus::New as i32,
+            priority: 3,
+            version: 1,
+            ..Default::default()
+        };
+        publish(
+            &js,
+            "tickets",
+            "ticket",
+            "created",
+            tickets::TicketCreated {
+                ticket: Some(probe),
+                actor: None,
+            }
+            .encode_to_vec(),
+        )
+        .await?;
+        sink.wait_for(1, Duration::from_secs(2)).await;
+    }
     hooks.wait_for(1, Duration::from_secs(30)).await;
     let baseline_mails = sink.messages().len();
     let baseline_hooks = hooks.received().len();
