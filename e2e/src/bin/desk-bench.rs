@@ -18,6 +18,8 @@ mod cmdb;
 mod directory;
 #[path = "desk_bench/gateway.rs"]
 mod gateway;
+#[path = "desk_bench/notifications.rs"]
+mod notifications;
 
 /// The same allocator as the desk: the client's decoding of impact answers (thousands of small
 /// strings) is part of every latency measured, and so are the in-process timings of the desk's
@@ -67,6 +69,8 @@ enum Command {
     /// `catalog`: submissions of a 30-field conditional form through gRPC with JWTs (PostgreSQL),
     /// half pre-approved.
     Catalog(catalog::CatalogArgs),
+    /// Notifications: ticket events into signed webhooks and e-mails on loopback receivers.
+    Notifications(notifications::NotificationArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -163,6 +167,10 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(catalog::run(args)),
+        Command::Notifications(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(notifications::run(args)),
     }
 }
 

@@ -35,6 +35,7 @@ pub const SERVICES: &[ServiceEntry] = &[
     desk_change::ENTRY,
     desk_sla::ENTRY,
     desk_catalog::ENTRY,
+    desk_notifications::ENTRY,
     desk_gateway::ENTRY,
 ];
 

@@ -312,7 +312,8 @@ impl Settings {
                     // Only the keys named here are split at commas; every other value stays
                     // one string.
                     .list_separator(",")
-                    .with_list_parse_key("gateway.cors_origins"),
+                    .with_list_parse_key("gateway.cors_origins")
+                    .with_list_parse_key("notifications.private_webhook_tenants"),
             )
             .build()?
             .try_deserialize()?;

@@ -23,6 +23,8 @@ pub struct Captured {
     pub to: Vec<String>,
     /// The DATA section, dot-unstuffed, CRLF line ends.
     pub raw: String,
+    /// When the sink had it all.
+    pub at: std::time::Instant,
 }
 
 impl Captured {
@@ -281,6 +283,7 @@ async fn session(
                     from: from.clone(),
                     to: to.clone(),
                     raw,
+                    at: std::time::Instant::now(),
                 });
             }
             write.write_all(b"250 OK: queued\r\n").await?;
@@ -305,6 +308,7 @@ mod tests {
         let c = Captured {
             from: String::new(),
             to: vec![],
+            at: std::time::Instant::now(),
             raw: "Subject: Hej\r\n =?utf-8?b?w4RyZW5kZQ==?=\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVq\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--b--\r\n".into(),
         };
         assert_eq!(c.header("subject").as_deref(), Some("Hej Ärende"));
