@@ -265,7 +265,8 @@ fn observed(answer: &Answer, secret: Option<&str>) -> (Option<Outcome>, String) 
     (outcome, format!("{:?}", answer.code))
 }
 
-#[tokio::test]
+// Multi-threaded as in production: the CMDB moves large imports off the runtime (`block_in_place`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_matrix_holds_for_every_public_method() -> anyhow::Result<()> {
     let methods = public_methods()?;
     let tables = tables();
