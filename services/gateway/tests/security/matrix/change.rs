@@ -38,8 +38,6 @@ const NOT_MANAGERS: &[&str] = &[
 /// Readers who do not manage, who might be a change's implementer.
 const IMPLEMENTER_CANDIDATES: &[&str] = &["agent", "manager", "cab_member", "integrator"];
 
-const PENDING: &str = "rows to write (role x own/same/other); its tokens and fuzzing are checked";
-
 pub fn rows() -> Table {
     Table {
         service: "desk.change.v1.ChangeService",
@@ -269,15 +267,112 @@ pub fn rows() -> Table {
                 |cell| Box::pin(set_policy(cell)),
                 vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
             ),
+            Row::new(
+                "CreateTemplate",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateTemplateRequest {
+                                template: Some(pb::ChangeTemplate {
+                                    name: format!("Matrix template {}", cell.unique),
+                                    summary: "a standard change".into(),
+                                    implementation_plan: "apply".into(),
+                                    backout_plan: "revert".into(),
+                                    test_plan: "look".into(),
+                                    duration_minutes: 30,
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
+            ),
+            Row::new(
+                "CreateFreezeWindow",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateFreezeWindowRequest {
+                                window: Some(pb::FreezeWindow {
+                                    name: format!("Matrix freeze {}", cell.unique),
+                                    reason: "the matrix".into(),
+                                    start_time: window().start_time,
+                                    end_time: window().end_time,
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
+            ),
+            Row::new(
+                "CreateMaintenanceWindow",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateMaintenanceWindowRequest {
+                                window: Some(pb::MaintenanceWindow {
+                                    name: format!("Matrix maintenance {}", cell.unique),
+                                    // Any CI id of the suite's region ("test") will do.
+                                    ci_ids: vec![format!(
+                                        "test-01900000-0000-7000-8000-{:0>12}",
+                                        cell.unique
+                                    )],
+                                    weekdays: vec![6],
+                                    start_local_time: "02:00".into(),
+                                    duration_minutes: 120,
+                                    time_zone: "UTC".into(),
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
+            ),
+            // The change is looked up first (readers find their tenant's); who votes is the CAB
+            // rule's member list, checked after: a draft is answered FAILED_PRECONDITION.
+            Row::new(
+                "DecideChange",
+                |cell| {
+                    Box::pin(change_request(cell, |id, _| {
+                        pb::DecideChangeRequest {
+                            id,
+                            verdict: pb::Verdict::Approve as i32,
+                            comment: "the matrix approves".into(),
+                            ..Default::default()
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![(READERS, "- A N"), (NOT_READERS, "- D D")],
+            ),
+            // Only a member of a CAB rule delegates, whatever their role; the suite's tenant has
+            // no CAB rules, so no one.
+            Row::new(
+                "DelegateApprovals",
+                |_cell| {
+                    Box::pin(async {
+                        Ok(probe(
+                            pb::DelegateApprovalsRequest {
+                                delegate_id: "a-colleague".into(),
+                                until_time: window().end_time,
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(super::ROLES, "D - -")],
+            ),
             Row::pending(
                 "SuggestSlot",
                 "rows to write: needs a CI in change's CMDB projection",
             ),
-            Row::pending("CreateTemplate", PENDING),
-            Row::pending("DecideChange", PENDING),
-            Row::pending("DelegateApprovals", PENDING),
-            Row::pending("CreateFreezeWindow", PENDING),
-            Row::pending("CreateMaintenanceWindow", PENDING),
         ],
     }
 }
