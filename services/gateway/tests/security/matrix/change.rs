@@ -369,9 +369,13 @@ pub fn rows() -> Table {
                 },
                 vec![(super::ROLES, "D - -")],
             ),
-            Row::pending(
+            // A slot for a CI of the owner's tenant. The suggestion is computed from the
+            // caller's tenant alone (its graph, bookings, freezes): another tenant's CI is as
+            // unknown as a made-up id, and answered alike (`F`: nothing of it in the answer).
+            Row::new(
                 "SuggestSlot",
-                "rows to write: needs a CI in change's CMDB projection",
+                |cell| Box::pin(suggest_slot(cell)),
+                vec![(READERS, "- A F"), (NOT_READERS, "- D D")],
             ),
         ],
     }
@@ -470,4 +474,50 @@ async fn set_policy(cell: Cell) -> anyhow::Result<Probe> {
         }
         .encode_to_vec(),
     ))
+}
+
+fn suggest_slot_request(ci_id: String) -> pb::SuggestSlotRequest {
+    pb::SuggestSlotRequest {
+        affected_ci_ids: vec![ci_id],
+        duration_minutes: 60,
+        not_before: window().start_time,
+        time_zone: "UTC".into(),
+        ..Default::default()
+    }
+}
+
+async fn suggest_slot(cell: Cell) -> anyhow::Result<Probe> {
+    use desk_proto::cmdb::v1 as cmdb;
+    let tenant = cell.owner().1;
+    let admin = Cell::token_of("sec-setup-admin", tenant, &["admin"]);
+    let created = call(
+        cell.gateway.clone(),
+        "/desk.cmdb.v1.CmdbService/CreateCi",
+        cmdb::CreateCiRequest {
+            name: format!("matrix-slot-{}", cell.unique),
+            class: "application".into(),
+            status: cmdb::CiStatus::InUse as i32,
+            environment: cmdb::Environment::Production as i32,
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into(),
+        Some(&admin),
+    )
+    .await?;
+    anyhow::ensure!(
+        created.code == tonic::Code::Ok,
+        "setting up with CreateCi: {:?} {}",
+        created.code,
+        created.message
+    );
+    let ci = cmdb::CreateCiResponse::decode(created.body)?
+        .ci
+        .ok_or_else(|| anyhow::anyhow!("CreateCi answered no CI"))?;
+    // Another tenant's CI id must bring nothing of that tenant into the answer.
+    let secret = (cell.relation == Relation::OtherTenant).then(|| ci.id.clone());
+    Ok(Probe {
+        request: suggest_slot_request(ci.id).encode_to_vec(),
+        secret,
+    })
 }

@@ -157,6 +157,8 @@ enum Check {
         build: Build,
         expect: Vec<(&'static [&'static str], &'static str)>,
     },
+    // No method is pending today; a new service may land with some.
+    #[allow(dead_code)]
     Pending(&'static str),
 }
 
@@ -174,6 +176,7 @@ impl Row {
     }
 
     /// A method whose rows are not written yet, and why.
+    #[allow(dead_code)]
     pub fn pending(method: &'static str, reason: &'static str) -> Row {
         Row {
             method,
