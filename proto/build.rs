@@ -56,6 +56,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "desk/directory/v1/events.proto",
         "desk/change/v1/change.proto",
         "desk/change/v1/events.proto",
+        "desk/sla/v1/sla.proto",
+        "desk/sla/v1/events.proto",
+        "desk/notifications/v1/notifications.proto",
+        "desk/notifications/v1/events.proto",
+        "desk/catalog/v1/catalog.proto",
+        "desk/catalog/v1/events.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -2,8 +2,8 @@
 //!
 //! # Layout
 //! - `desk/<area>/v1/*.proto` beside this crate are the source of truth (Buf STANDARD lint).
-//! - [`common::v1`], [`tickets::v1`], [`cmdb::v1`], [`directory::v1`], [`change::v1`]: generated
-//!   messages, clients and servers.
+//! - [`common::v1`], [`tickets::v1`], [`cmdb::v1`], [`directory::v1`], [`change::v1`],
+//!   [`sla::v1`], [`notifications::v1`], [`catalog::v1`]: generated messages, clients and servers.
 //! - [`FILE_DESCRIPTOR_SET`]: every file's descriptor, for gRPC server reflection.
 //! - [`Encoded`]: what a server stub returns for a method whose answer the server writes
 //!   straight in wire format (`PRE_ENCODED` in `build.rs`; today `CmdbService.AnalyzeImpact`).
@@ -59,5 +59,29 @@ pub mod change {
     #[allow(clippy::all, clippy::pedantic)]
     pub mod v1 {
         tonic::include_proto!("desk.change.v1");
+    }
+}
+
+pub mod sla {
+    // Generated code: its style is prost's and tonic's, not ours.
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("desk.sla.v1");
+    }
+}
+
+pub mod notifications {
+    // Generated code: its style is prost's and tonic's, not ours.
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("desk.notifications.v1");
+    }
+}
+
+pub mod catalog {
+    // Generated code: its style is prost's and tonic's, not ours.
+    #[allow(clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        tonic::include_proto!("desk.catalog.v1");
     }
 }

@@ -8,7 +8,9 @@
 //! `--secret`, it measures a running desk instead. It can also run pgbench beside it to show the
 //! PostgreSQL-alone ceiling for one ticket row plus one outbox row per transaction.
 
-#[path = "desk_bench/change.rs"]
+#[path = "desk_bench/catalog.rs"]
+mod catalog;
+#[path = "desk_bench/change/mod.rs"]
 mod change;
 #[path = "desk_bench/cmdb/mod.rs"]
 mod cmdb;
@@ -60,8 +62,11 @@ enum Command {
     /// Gateway: ticket creates through the gateway and directly, and a burst over a limit.
     Gateway(gateway::GatewayArgs),
     /// Change: conflict checks across the whole closure of the cmdb suite's estate against
-    /// scheduled changes (in process).
+    /// scheduled changes, through the API and in process.
     Change(change::ChangeArgs),
+    /// `catalog`: submissions of a 30-field conditional form through gRPC with JWTs (PostgreSQL),
+    /// half pre-approved.
+    Catalog(catalog::CatalogArgs),
 }
 
 #[derive(Debug, Parser, Clone)]
@@ -149,7 +154,15 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(gateway::run(args)),
-        Command::Change(args) => change::run(args),
+        // Sequential checks whose latency is the point, as for the CMDB: one thread.
+        Command::Change(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(change::run(args)),
+        Command::Catalog(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(catalog::run(args)),
     }
 }
 

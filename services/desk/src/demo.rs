@@ -1,7 +1,9 @@
 //! `desk up --demo`: a demo tenant seeded through the public API (the same path every client
 //! takes), with fixed idempotency keys so a second run adds nothing, and tokens to try it with.
-//! Tickets and the CMDB are seeded here; the directory's people and teams in [`directory`].
+//! Tickets and the CMDB are seeded here; the directory's people and teams in [`directory`], the
+//! service catalog in [`catalog`].
 
+mod catalog;
 mod directory;
 
 use std::net::SocketAddr;
@@ -211,8 +213,15 @@ pub async fn seed(
     )
     .await?;
     let changes = seed_changes(address, &admin, &change_manager).await?;
+    let offerings = catalog::seed(
+        Channel::from_shared(format!("http://{address}"))?
+            .connect()
+            .await?,
+        &admin,
+    )
+    .await?;
     println!(
-        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs, a directory of {} people in {} teams in three regions and {changes} scheduled changes beside a freeze; tokens (valid 12 h):",
+        "demo tenant {TENANT:?} is ready at {address} with {} tickets, a CMDB of {estate} CIs, a directory of {} people in {} teams in three regions and {changes} scheduled changes beside a freeze, and a catalog of {offerings} offerings; tokens (valid 12 h):",
         created.len(),
         people.people,
         people.teams

@@ -33,6 +33,8 @@ pub const SERVICES: &[ServiceEntry] = &[
     desk_cmdb::ENTRY,
     desk_directory::ENTRY,
     desk_change::ENTRY,
+    desk_sla::ENTRY,
+    desk_catalog::ENTRY,
     desk_gateway::ENTRY,
 ];
 

@@ -248,6 +248,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         .cloned()
         .unwrap_or_default();
     ensure!(ready.contains(" 3 scheduled changes "), "{ready:?}");
+    ensure!(ready.contains(" a catalog of 5 offerings"), "{ready:?}");
     let channel = Channel::from_shared(format!("http://{address}"))?
         .connect()
         .await?;
@@ -259,6 +260,8 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
         "desk.cmdb.v1.CmdbService",
         "desk.directory.v1.DirectoryService",
         "desk.change.v1.ChangeService",
+        "desk.sla.v1.SlaService",
+        "desk.catalog.v1.CatalogService",
     ] {
         assert_eq!(
             serving(channel.clone(), service).await?,
@@ -277,6 +280,7 @@ async fn desk_up_demo_serves_health_reflection_tickets_and_cloudevents_then_stop
             "desk.cmdb.v1.CmdbService",
             "desk.directory.v1.DirectoryService",
             "desk.change.v1.ChangeService",
+            "desk.sla.v1.SlaService",
         ] {
             ensure!(
                 listed.iter().any(|name| name == service),

@@ -11,10 +11,13 @@
 //! - [`api`]: the gRPC service: parse the request, authorize, let the domain decide, write the
 //!   change with its events in one transaction, reply.
 //! - [`events`]: how the domain's facts are written on the wire, through the outbox, and the
-//!   worker that records expired presences ([`events::presence_expiry`]).
+//!   worker that records expired presences ([`events::presence_expiry`]), and the follower of the
+//!   directory's own team events that keeps each replica's in-memory teams current
+//!   ([`events::team_follow`]).
 //!
 //! [`build`] wires them into a process: database and migrations, the stream, the outbox relay,
-//! the presence expiry worker and the authenticated gRPC service.
+//! the team index and its follower, the presence expiry worker and the authenticated gRPC
+//! service.
 
 pub mod api;
 pub mod domain;
@@ -27,7 +30,7 @@ use desk_kit::{
     Platform, ServiceParts,
     auth::AuthInterceptor,
     db::Db,
-    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, streams},
+    events::{EventSource, Outbox, OutboxRelay, Publisher, RelayHandle, follow::Follow, streams},
 };
 use desk_proto::directory::v1::directory_service_server::DirectoryServiceServer;
 use sea_orm_migration::MigratorTrait;
@@ -87,13 +90,36 @@ pub async fn build(
     .with_clock(platform.clock.clone());
     let store = Arc::new(store::DirectoryStore::new(Publisher::new(
         db,
-        Outbox::new(source),
+        Outbox::new(source.clone()),
         relay_handle,
     )));
+    // The stream's position is taken before the teams are read: following from there, this
+    // replica sees every team change committed after the load (and perhaps some it already has).
+    let follow = Follow::new(
+        source.stream_name(),
+        events::team_follow::followed_subjects(&settings.region),
+    );
+    let loaded_at = follow.last_sequence(&platform.jetstream).await?;
+    let teams = Arc::new(api::TeamIndex::new(
+        store.all_teams(store.db().connection()).await?,
+    ));
+    let (team_follower, _followed_up_to) = {
+        let (teams, region) = (teams.clone(), settings.region.clone());
+        follow.spawn(
+            platform.jetstream.clone(),
+            loaded_at,
+            move |followed| {
+                events::team_follow::apply(&teams, &region, followed);
+                std::future::ready(())
+            },
+            platform.workers_shutdown.clone(),
+        )
+    };
     let api = api::DirectoryApi::new(
         store.clone(),
         settings.region.clone(),
         platform.clock.clone(),
+        teams,
     );
     let expiry = events::presence_expiry::PresenceExpiry::new(
         store.clone(),
@@ -117,6 +143,7 @@ pub async fn build(
     let shutdown = platform.workers_shutdown.clone();
     let workers = vec![
         tokio::spawn(relay.run(shutdown.clone())),
+        team_follower,
         tokio::spawn(expiry.run(shutdown.clone())),
         tokio::spawn(store::IDEMPOTENCY_KEYS.purge_periodically(
             store.db().clone(),

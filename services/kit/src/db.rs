@@ -57,6 +57,10 @@ impl Db {
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
+            // Pinging every connection taken from the pool (the default) doubles the round trips
+            // of a one-query read; only a connection idle long enough for a server, proxy or
+            // firewall to have dropped it is pinged first.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
             .sqlx_logging(false);
         if sqlite {
             // WAL lets readers run beside the writer; NORMAL sync is durable across process crashes in WAL mode.

@@ -44,6 +44,9 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     /// The gateway's limits, routing and browser access (`desk-gateway`).
     pub gateway: GatewaySettings,
+    /// Where notifications go out (`desk-notifications`): SMTP relay, sender, retries.
+    #[serde(default)]
+    pub notifications: NotificationSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,5 +399,51 @@ mod tests {
     fn secrets_do_not_print() {
         let secret = Secret::new("hunter2".to_string());
         assert_eq!(format!("{secret:?}"), "***");
+    }
+}
+
+/// The notifications service's transports (`DESK_NOTIFICATIONS__SMTP_URL=smtp://relay:587?tls=required`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NotificationSettings {
+    /// A lettre SMTP URL: `smtp://host:port` (plain, for a local relay), `smtp://host:587?tls=required`
+    /// (STARTTLS), `smtps://user:password@host:465` (TLS with auth). Empty: e-mail is not sent,
+    /// and e-mail deliveries wait.
+    pub smtp_url: Secret<String>,
+    /// The `From` of every e-mail.
+    pub from_address: String,
+    /// The right-hand side of `Message-ID`s and thread roots.
+    pub message_id_domain: String,
+    /// An HTTP endpoint SMS are POSTed to as JSON (`{"to": …, "body": …}`), signed like webhooks.
+    pub sms_provider_url: String,
+    /// Tenants whose webhooks may point at loopback, link-local and private addresses.
+    pub private_webhook_tenants: Vec<String>,
+    /// Attempts in all before a delivery is dead-lettered.
+    pub max_attempts: u32,
+    /// How often the sender looks for due deliveries when nothing woke it.
+    pub poll_interval_ms: u64,
+    /// Deliveries the sender takes at once.
+    pub batch_size: u64,
+    /// How long one attempt may take.
+    pub attempt_timeout_ms: u64,
+    /// Notifications to one person about one ticket within this window become one message;
+    /// 0 sends each on its own.
+    pub coalesce_seconds: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            smtp_url: Secret::new(String::new()),
+            from_address: "desk@localhost.localdomain".into(),
+            message_id_domain: "desk.localdomain".into(),
+            sms_provider_url: String::new(),
+            private_webhook_tenants: Vec::new(),
+            max_attempts: 12,
+            poll_interval_ms: 1000,
+            batch_size: 128,
+            attempt_timeout_ms: 10_000,
+            coalesce_seconds: 60,
+        }
     }
 }

@@ -18,6 +18,10 @@
 //!   `tuned_for_tests = false`, i.e. durable commits), stopped when the [`PgCluster`] is dropped.
 //! - [`sqlite_database`]: a fresh SQLite file in a temporary directory.
 //! - [`every_database`]: `[postgres, sqlite]`, for tests that must pass on both backends.
+//! - [`smtp`]: [`smtp::SmtpSink`] — a loopback SMTP server capturing messages, with decoding of
+//!   headers and parts for assertions.
+//! - [`webhook`]: [`webhook::WebhookReceiver`] — a loopback HTTP receiver verifying Standard
+//!   Webhooks signatures with its own implementation, failing on purpose when told.
 //! - [`service`]: [`service::ServiceUnderTest`] — one service booted through the binary's own
 //!   start-up (`desk_kit::host::run` with the crate's `ENTRY`) on those servers, optionally on a
 //!   manual clock ([`service::Harness`]), with the helpers every service test needs (tokens,
@@ -41,7 +45,9 @@
 pub mod nats;
 pub mod postgres;
 pub mod service;
+pub mod smtp;
 mod util;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

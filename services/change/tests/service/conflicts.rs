@@ -8,6 +8,7 @@ use crate::support::{TestDesk, refused, window, with_token};
 on_both_backends!(
     a_change_three_relationships_away_conflicts_with_its_path_where_a_same_ci_check_sees_none,
     a_normal_change_is_not_scheduled_in_a_freeze_and_the_freeze_is_named,
+    a_restarted_change_service_finds_the_same_conflict_from_its_projection_and_keeps_following,
 );
 
 async fn a_change_three_relationships_away_conflicts_with_its_path_where_a_same_ci_check_sees_none(
@@ -139,6 +140,34 @@ async fn a_normal_change_is_not_scheduled_in_a_freeze_and_the_freeze_is_named(
     // Outside the freeze it is scheduled
     let change = desk.schedule(&change, Some(window(41, 42))).await?;
     assert_eq!(change.state, ChangeState::Scheduled as i32);
+    Ok(())
+}
+
+async fn a_restarted_change_service_finds_the_same_conflict_from_its_projection_and_keeps_following(
+    mut desk: TestDesk,
+) -> anyhow::Result<()> {
+    // Given a scheduled change on the shop and a proposal on the host three relationships down
+    let [shop, _, _, host] = desk.shop_estate().await?;
+    let on_shop = desk
+        .authorized_normal("shop campaign config", &[&shop], window(10, 14))
+        .await?;
+    let on_shop = desk.schedule(&on_shop, None).await?;
+    let on_host = desk
+        .authorized_normal("host firmware", &[&host], window(12, 13))
+        .await?;
+    let before = check(&desk, &on_host.id, 0, true).await?;
+    // When the change service restarts: its memory comes back from the projection tables, and
+    // it follows the CMDB's stream from the durable consumer's acknowledged floor, not from the
+    // stream's start
+    desk.change.restart().await?;
+    // Then the same whole-closure check finds the same conflict, path and all
+    let after = check(&desk, &on_host.id, 0, true).await?;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].other_change_id, on_shop.id);
+    assert_eq!(after[0].depth, 3);
+    assert_eq!(after[0].path, before[0].path);
+    // And what the CMDB publishes after the restart reaches the new process too
+    desk.settle_projection().await?;
     Ok(())
 }
 

@@ -217,6 +217,57 @@ pub fn team_to_pb(region: &str, team: &Team) -> pb::Team {
     }
 }
 
+/// A team as an event carries it (`team_to_pb`'s output), back in the domain: how replicas
+/// learn of the teams other replicas wrote. `Err` names what does not read.
+pub fn team_from_pb(region: &str, team: &pb::Team) -> Result<Team, String> {
+    let uuid = |field: &str, text: &str| -> Result<Option<Uuid>, String> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        ids::parse_id(text)
+            .filter(|parsed| parsed.region == region)
+            .map(|parsed| Some(parsed.uuid))
+            .ok_or_else(|| format!("{field} {text:?} is no id of region {region}"))
+    };
+    let time = |field: &str, at: Option<&Timestamp>| -> Result<Option<DateTime<Utc>>, String> {
+        at.map(|at| {
+            u32::try_from(at.nanos)
+                .ok()
+                .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+                .ok_or_else(|| format!("{field} is out of range"))
+        })
+        .transpose()
+    };
+    let text = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+    let tier = tier(team.tier).ok_or_else(|| format!("tier {}", team.tier))?;
+    let status = team_status(team.status)
+        .flatten()
+        .ok_or_else(|| format!("status {}", team.status))?;
+    Ok(Team {
+        id: uuid("id", &team.id)?.ok_or("the team has no id")?,
+        tenant_id: team.tenant_id.clone(),
+        fields: crate::domain::TeamFields {
+            name: team.name.clone(),
+            description: text(&team.description),
+            region: team.region.clone(),
+            time_zone: text(&team.time_zone),
+            calendar_id: text(&team.calendar_id),
+            tier,
+            skills: team.skills.clone(),
+            follow_the_sun: team.follow_the_sun,
+        },
+        manager_id: uuid("manager_id", &team.manager_id)?,
+        parent_id: uuid("parent_id", &team.parent_id)?,
+        status,
+        version: team.version,
+        created_at: time("create_time", team.create_time.as_ref())?
+            .ok_or("the team has no create_time")?,
+        updated_at: time("update_time", team.update_time.as_ref())?
+            .ok_or("the team has no update_time")?,
+        retired_at: time("retire_time", team.retire_time.as_ref())?,
+    })
+}
+
 pub fn membership_to_pb(region: &str, membership: &Membership) -> pb::Membership {
     pb::Membership {
         id: id(region, membership.id),

@@ -9,6 +9,7 @@
 //! - one module per area: `people`, `teams` (teams and memberships), `presence` (presence and
 //!   the skill catalog), `provisioning`;
 //! - `service`: the `DirectoryService` trait on the wire, calling the areas;
+//! - [`TeamIndex`] (`team_index`): every tenant's teams in memory, for `FindTeams`;
 //! - [`convert`] (wire ⇄ domain), `error`.
 
 pub mod convert;
@@ -17,6 +18,7 @@ mod people;
 mod presence;
 mod provisioning;
 mod service;
+mod team_index;
 mod teams;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tonic::{Response, Status};
 use uuid::Uuid;
 
 pub use error::{DirectoryError, DirectoryResult};
+pub use team_index::TeamIndex;
 
 use crate::{
     domain::{Fact, SkillCatalog, Violations},
@@ -57,14 +60,22 @@ pub struct DirectoryApi {
     store: Arc<DirectoryStore>,
     region: String,
     clock: SharedClock,
+    /// What `FindTeams` answers from: this replica's writes and the followed team events.
+    teams: Arc<TeamIndex>,
 }
 
 impl DirectoryApi {
-    pub fn new(store: Arc<DirectoryStore>, region: String, clock: SharedClock) -> Self {
+    pub fn new(
+        store: Arc<DirectoryStore>,
+        region: String,
+        clock: SharedClock,
+        teams: Arc<TeamIndex>,
+    ) -> Self {
         Self {
             store,
             region,
             clock,
+            teams,
         }
     }
 

@@ -17,15 +17,16 @@ use super::{
 };
 use crate::{
     domain::{
-        AgentProfileInput, DeactivationReport, Fact, NewPerson, Permission, Person, PersonPatch,
-        PersonView, TokenClaims, Violations, access, authorize, check_version, hierarchy,
+        AgentProfileInput, DeactivationReport, Fact, Membership, NewPerson, Permission, Person,
+        PersonPatch, PersonView, Presence, TokenClaims, Violations, access, authorize,
+        check_version, hierarchy,
         person::{
             self, API_SOURCE, FromClaims, PersonFieldsInput, TOKEN_SOURCE, checked_identifier,
             stamped,
         },
         validate::{self, NAME_MAX},
     },
-    store::{IDEMPOTENCY_KEYS, PeopleFilter, PersonCursor, StoreError},
+    store::{IDEMPOTENCY_KEYS, PeopleFilter, PersonCursor, PersonKey, StoreError},
 };
 
 /// Longest manager chain walked: deeper is a data problem, not an organisation.
@@ -146,11 +147,7 @@ impl DirectoryApi {
         view: PersonView,
     ) -> DirectoryResult<PersonDetails> {
         if view == PersonView::DisplayNameOnly {
-            return Ok(PersonDetails {
-                person: convert::person_to_pb(&self.region, &person, view),
-                memberships: Vec::new(),
-                presence: None,
-            });
+            return Ok(self.details_of(person, view, Vec::new(), None));
         }
         let conn = self.store.db().connection();
         let memberships = self
@@ -169,7 +166,27 @@ impl DirectoryApi {
         } else {
             None
         };
-        Ok(PersonDetails {
+        Ok(self.details_of(person, view, memberships, stored))
+    }
+
+    /// What `view` shows of a person, their active memberships and their stored presence (read
+    /// as offline when they are deactivated).
+    fn details_of(
+        &self,
+        person: Person,
+        view: PersonView,
+        memberships: Vec<Membership>,
+        stored: Option<Presence>,
+    ) -> PersonDetails {
+        if view == PersonView::DisplayNameOnly {
+            return PersonDetails {
+                person: convert::person_to_pb(&self.region, &person, view),
+                memberships: Vec::new(),
+                presence: None,
+            };
+        }
+        let stored = stored.filter(|_| person.is_active());
+        PersonDetails {
             person: convert::person_to_pb(&self.region, &person, view),
             memberships: memberships
                 .iter()
@@ -181,7 +198,7 @@ impl DirectoryApi {
                 stored.as_ref(),
                 self.now(),
             )),
-        })
+        }
     }
 
     // ---- create ----
@@ -337,31 +354,25 @@ impl DirectoryApi {
         request: pb::GetPersonRequest,
     ) -> DirectoryResult<PersonDetails> {
         use pb::get_person_request::Key;
-        let conn = self.store.db().connection();
-        let found = match &request.key {
-            Some(Key::Id(id)) => {
-                let id = self.target(id, "person")?;
-                self.store.person(conn, &caller.tenant, id).await?
-            }
-            Some(Key::Subject(subject)) => {
-                self.store
-                    .person_by_subject(conn, &caller.tenant, subject)
-                    .await?
-            }
-            Some(Key::ExternalId(external)) => {
-                self.store
-                    .person_by_external_id(conn, &caller.tenant, external)
-                    .await?
-            }
+        let key = match &request.key {
+            Some(Key::Id(id)) => PersonKey::Id(self.target(id, "person")?),
+            Some(Key::Subject(subject)) => PersonKey::Subject(subject),
+            Some(Key::ExternalId(external)) => PersonKey::ExternalId(external),
             None => {
                 let mut violations = Violations::new();
                 violations.push("key", "name the person by id, subject or external_id");
                 return Err(violations.into());
             }
         };
-        let person = found.ok_or(DirectoryError::NotFound("person"))?;
+        // The person, their teams and presence in one round trip: what a reader may not see of
+        // them is dropped after the access check, which needs the person first.
+        let (person, memberships, presence) = self
+            .store
+            .person_with_details(self.store.db().connection(), &caller.tenant, key)
+            .await?
+            .ok_or(DirectoryError::NotFound("person"))?;
         let view = self.view_of(caller, &person).await?;
-        self.details(caller, person, view).await
+        Ok(self.details_of(person, view, memberships, presence))
     }
 
     /// What the caller sees of `person`; `NOT_FOUND` when nothing.

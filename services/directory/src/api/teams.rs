@@ -119,6 +119,7 @@ impl DirectoryApi {
         let fact = Fact::TeamCreated { team: team.clone() };
         self.publish(&txn, caller, &[fact], now).await?;
         self.store.commit(txn).await?;
+        self.teams.apply(team.clone());
         Ok(team)
     }
 
@@ -269,6 +270,7 @@ impl DirectoryApi {
         };
         self.publish(&txn, caller, &[fact], now).await?;
         self.store.commit(txn).await?;
+        self.teams.apply(change.team.clone());
         Ok(change.team)
     }
 
@@ -325,6 +327,7 @@ impl DirectoryApi {
         };
         self.publish(&txn, caller, &[fact], now).await?;
         self.store.commit(txn).await?;
+        self.teams.apply(change.team.clone());
         Ok(change.team)
     }
 
@@ -401,14 +404,8 @@ impl DirectoryApi {
         )?;
         let skill = skill.ok_or_else(|| DirectoryError::Invalid(Violations::new()))?;
         let mut teams = self
-            .store
-            .teams_with_skill(
-                self.store.db().connection(),
-                &caller.tenant,
-                &skill,
-                region.as_deref(),
-            )
-            .await?;
+            .teams
+            .with_skill(&caller.tenant, &skill, region.as_deref());
         teams.retain(|team| {
             tier.is_none_or(|tier| team.fields.tier == Some(tier))
                 && (!request.follow_the_sun_only || team.fields.follow_the_sun)

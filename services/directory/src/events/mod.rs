@@ -5,9 +5,11 @@
 //! event per change, written through the transactional outbox with the change itself.
 //!
 //! [`presence_expiry`] is the worker that records expired presences and publishes their
-//! `presence.changed` to offline.
+//! `presence.changed` to offline; [`team_follow`] keeps a replica's in-memory teams current from
+//! the team events every replica publishes.
 
 pub mod presence_expiry;
+pub mod team_follow;
 
 use desk_kit::events::OutgoingEvent;
 use desk_proto::{common::v1 as common, directory::v1 as pb};

@@ -1,7 +1,8 @@
 //! sea-orm entities of the directory, one module per table. Every table has `tenant_id`;
 //! aggregates have `version`. Lists of values (an agent profile, a team's skills, a catalog) are
 //! JSON text; a team's skills are repeated in `directory_team_skills` so "teams with skill X" is
-//! an index lookup on both PostgreSQL and SQLite.
+//! an index lookup on both PostgreSQL and SQLite (`FindTeams` itself answers from each replica's
+//! memory, `api::TeamIndex`).
 
 pub mod person {
     use sea_orm::entity::prelude::*;

@@ -22,7 +22,7 @@ use desk_kit::{
 };
 use sea_orm::DbErr;
 
-pub use people::{PeopleFilter, PersonCursor};
+pub use people::{PeopleFilter, PersonCursor, PersonKey, PersonWithDetails};
 pub use presence::StoredBatch;
 pub use teams::{TeamCursor, TeamFilter};
 

@@ -6,18 +6,35 @@ use std::collections::HashMap;
 use desk_kit::db::WriteTxn;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, LikeExpr, Query},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, ExprTrait, LikeExpr, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
     DirectoryStore, LOOKUP_CHUNK, StoreResult, WRITE_CHUNK, corrupt,
-    entities::{membership, person},
+    entities::{membership, person, presence, team},
     like_pattern,
+    presence::presence_from_model,
+    teams::membership_from_model,
 };
-use crate::domain::{AgentProfile, Person, PersonFields, PersonStatus, Skill};
+use crate::domain::{
+    AgentProfile, Membership, Person, PersonFields, PersonStatus, Presence, Skill,
+};
+
+/// How a lookup names one person: each is unique in a tenant.
+#[derive(Debug, Clone, Copy)]
+pub enum PersonKey<'a> {
+    Id(Uuid),
+    Subject(&'a str),
+    ExternalId(&'a str),
+}
+
+/// A person with their active memberships (team names filled in, by team name) and their
+/// presence row, if any.
+pub type PersonWithDetails = (Person, Vec<Membership>, Option<Presence>);
 
 /// Filters of a people list, checked.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +105,109 @@ impl DirectoryStore {
             .await?
             .map(person_from_model)
             .transpose()
+    }
+
+    /// The person `key` names, with their active memberships and presence, in one statement
+    /// (one round trip): every `GetPerson` asks for all three. One row per active membership,
+    /// or one with the membership columns null.
+    pub async fn person_with_details<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        tenant: &str,
+        key: PersonKey<'_>,
+    ) -> StoreResult<Option<PersonWithDetails>> {
+        let mut query = Query::select();
+        for column in person::Column::iter() {
+            query.expr_as(
+                Expr::col((person::Entity, column)),
+                Alias::new(format!("p_{}", column.as_str())),
+            );
+        }
+        for column in presence::Column::iter() {
+            query.expr_as(
+                Expr::col((presence::Entity, column)),
+                Alias::new(format!("r_{}", column.as_str())),
+            );
+        }
+        for column in membership::Column::iter() {
+            query.expr_as(
+                Expr::col((membership::Entity, column)),
+                Alias::new(format!("m_{}", column.as_str())),
+            );
+        }
+        query
+            .expr_as(Expr::col((team::Entity, team::Column::Name)), "t_name")
+            .from(person::Entity)
+            .left_join(
+                presence::Entity,
+                Condition::all()
+                    .add(
+                        Expr::col((presence::Entity, presence::Column::TenantId))
+                            .equals((person::Entity, person::Column::TenantId)),
+                    )
+                    .add(
+                        Expr::col((presence::Entity, presence::Column::PersonId))
+                            .equals((person::Entity, person::Column::Id)),
+                    ),
+            )
+            .left_join(
+                membership::Entity,
+                Condition::all()
+                    .add(
+                        Expr::col((membership::Entity, membership::Column::TenantId))
+                            .equals((person::Entity, person::Column::TenantId)),
+                    )
+                    .add(
+                        Expr::col((membership::Entity, membership::Column::PersonId))
+                            .equals((person::Entity, person::Column::Id)),
+                    )
+                    .add(Expr::col((membership::Entity, membership::Column::Active)).eq(true)),
+            )
+            .left_join(
+                team::Entity,
+                Expr::col((team::Entity, team::Column::Id))
+                    .equals((membership::Entity, membership::Column::TeamId)),
+            )
+            .and_where(Expr::col((person::Entity, person::Column::TenantId)).eq(tenant));
+        match key {
+            PersonKey::Id(id) => {
+                query.and_where(Expr::col((person::Entity, person::Column::Id)).eq(id));
+            }
+            PersonKey::Subject(subject) => {
+                query.and_where(Expr::col((person::Entity, person::Column::Subject)).eq(subject));
+            }
+            PersonKey::ExternalId(external) => {
+                query.and_where(
+                    Expr::col((person::Entity, person::Column::ExternalId)).eq(external),
+                );
+            }
+        }
+        let rows = conn.query_all(&query).await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let person = person_from_model(person::Model::from_query_result(first, "p_")?)?;
+        let presence = match first.try_get::<Option<Uuid>>("r_", "person_id")? {
+            Some(_) => Some(presence_from_model(presence::Model::from_query_result(
+                first, "r_",
+            )?)?),
+            None => None,
+        };
+        let mut memberships = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let team_name: Option<String> = row.try_get("t_", "name")?;
+            let (Some(_), Some(team_name)) = (row.try_get::<Option<Uuid>>("m_", "id")?, team_name)
+            else {
+                continue;
+            };
+            memberships.push(membership_from_model(
+                membership::Model::from_query_result(row, "m_")?,
+                &team_name,
+                &person.fields.display_name,
+            )?);
+        }
+        memberships.sort_by(|a, b| a.team_name.cmp(&b.team_name).then(a.id.cmp(&b.id)));
+        Ok(Some((person, memberships, presence)))
     }
 
     pub async fn people_by_ids<C: ConnectionTrait>(

@@ -277,7 +277,7 @@ impl DirectoryStore {
     }
 }
 
-fn presence_from_model(row: presence::Model) -> StoreResult<Presence> {
+pub(super) fn presence_from_model(row: presence::Model) -> StoreResult<Presence> {
     let status = PresenceStatus::parse(&row.status)
         .ok_or_else(|| corrupt(format!("presence status {:?}", row.status)))?;
     Ok(Presence {

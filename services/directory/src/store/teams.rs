@@ -179,46 +179,14 @@ impl DirectoryStore {
             .collect()
     }
 
-    /// The active teams with `skill` (in `region` when given), by tier then name.
-    pub async fn teams_with_skill<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        tenant: &str,
-        skill: &str,
-        region: Option<&str>,
-    ) -> StoreResult<Vec<Team>> {
-        // One statement: the skill index narrows to a few team ids, the teams come with them.
-        let mut skilled = Query::select()
-            .column(team_skill::Column::TeamId)
-            .from(team_skill::Entity)
-            .and_where(Expr::col(team_skill::Column::TenantId).eq(tenant))
-            .and_where(Expr::col(team_skill::Column::Skill).eq(skill))
-            .and_where(Expr::col(team_skill::Column::Active).eq(true))
-            .to_owned();
-        if let Some(region) = region {
-            skilled.and_where(Expr::col(team_skill::Column::Region).eq(region));
-        }
-        let mut teams = team::Entity::find()
-            .filter(team::Column::TenantId.eq(tenant))
-            .filter(team::Column::Id.in_subquery(skilled))
+    /// Every team of every tenant, for the replica's in-memory index (`api::TeamIndex`).
+    pub async fn all_teams<C: ConnectionTrait>(&self, conn: &C) -> StoreResult<Vec<Team>> {
+        team::Entity::find()
             .all(conn)
             .await?
             .into_iter()
             .map(team_from_model)
-            .collect::<StoreResult<Vec<_>>>()?;
-        teams.sort_by(|a, b| {
-            (
-                a.fields.tier.is_none(),
-                a.fields.tier.map(SupportTier::as_str),
-                &a.fields.name,
-            )
-                .cmp(&(
-                    b.fields.tier.is_none(),
-                    b.fields.tier.map(SupportTier::as_str),
-                    &b.fields.name,
-                ))
-        });
-        Ok(teams)
+            .collect()
     }
 
     pub async fn insert_team(&self, txn: &WriteTxn, team: &Team) -> StoreResult<()> {
@@ -530,7 +498,7 @@ fn membership_to_active(membership: &Membership) -> membership::ActiveModel {
     }
 }
 
-fn membership_from_model(
+pub(super) fn membership_from_model(
     row: membership::Model,
     team_name: &str,
     person_display_name: &str,

@@ -7,6 +7,7 @@ on_both_backends!(
     a_person_comes_with_their_teams_and_a_team_with_its_members_and_their_presence,
     teams_with_a_skill_are_found_by_region_tier_and_follow_the_sun,
     people_are_listed_in_pages_by_name_and_filtered,
+    teams_written_on_one_replica_are_found_on_the_other,
 );
 
 async fn a_person_comes_with_their_teams_and_a_team_with_its_members_and_their_presence(
@@ -324,5 +325,112 @@ async fn people_are_listed_in_pages_by_name_and_filtered(desk: TestDesk) -> anyh
         ))
         .await;
     expect_violations(bad, &["page_token"])?;
+    Ok(())
+}
+
+async fn teams_written_on_one_replica_are_found_on_the_other(desk: TestDesk) -> anyhow::Result<()> {
+    let admin = desk.admin();
+    // given a team from before a second replica starts (that one loads it), and the replica
+    let desk_team = desk
+        .create_team(&admin, team("Service desk EMEA", "emea", &["networking"]))
+        .await?;
+    let replica = desk.start_replica().await?;
+    let on_replica = || {
+        desk_proto::directory::v1::directory_service_client::DirectoryServiceClient::new(
+            replica.channel.clone(),
+        )
+    };
+    let find =
+        |mut api: desk_proto::directory::v1::directory_service_client::DirectoryServiceClient<
+            tonic::transport::Channel,
+        >,
+         skill: &'static str| {
+            let agent = desk.agent();
+            async move {
+                anyhow::Ok(
+                    api.find_teams(support::with_token(
+                        pb::FindTeamsRequest {
+                            skill: skill.into(),
+                            ..Default::default()
+                        },
+                        &agent,
+                    ))
+                    .await?
+                    .into_inner()
+                    .teams
+                    .into_iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>(),
+                )
+            }
+        };
+    // Polls `find` on `api` until it answers `expected`, for as long as events may take.
+    let eventually = |api, skill: &'static str, expected: Vec<&'static str>| {
+        let find = &find;
+        async move {
+            let deadline = std::time::Instant::now() + EVENTUALLY;
+            loop {
+                let found = find(Clone::clone(&api), skill).await?;
+                if found == expected {
+                    return anyhow::Ok(());
+                }
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{skill}: still {found:?}, not {expected:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(
+        find(on_replica(), "networking").await?,
+        ["Service desk EMEA"],
+        "the replica loaded the team at start"
+    );
+
+    // when a team is created on the first replica
+    desk.create_team(&admin, team("Network EMEA", "emea", &["networking", "vpn"]))
+        .await?;
+    // then the first finds it at once, and the other once the event arrives
+    assert_eq!(find(desk.api(), "vpn").await?, ["Network EMEA"]);
+    eventually(on_replica(), "vpn", vec!["Network EMEA"]).await?;
+
+    // when the other replica changes the first team's skills
+    let updated = on_replica()
+        .update_team(support::with_token(
+            pb::UpdateTeamRequest {
+                id: desk_team.id.clone(),
+                expected_version: desk_team.version,
+                skills: Some(pb::SkillNames {
+                    names: vec!["wifi".into()],
+                }),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await?
+        .into_inner()
+        .team
+        .context("an updated team")?;
+    // then it finds the team by its new skill at once, and the first replica does once the
+    // event arrives, no longer by the skill it lost
+    assert_eq!(find(on_replica(), "wifi").await?, ["Service desk EMEA"]);
+    eventually(desk.api(), "wifi", vec!["Service desk EMEA"]).await?;
+    assert_eq!(find(desk.api(), "networking").await?, ["Network EMEA"]);
+
+    // when the other replica retires it
+    on_replica()
+        .retire_team(support::with_token(
+            pb::RetireTeamRequest {
+                id: updated.id.clone(),
+                expected_version: updated.version,
+                reason: String::new(),
+            },
+            &admin,
+        ))
+        .await?;
+    // then neither finds it any more
+    assert!(find(on_replica(), "wifi").await?.is_empty());
+    eventually(desk.api(), "wifi", Vec::new()).await?;
     Ok(())
 }

@@ -120,6 +120,45 @@ pub struct CmdbArgs {
     json: bool,
 }
 
+/// The estate loaded into a running desk as this suite loads it, for suites that need the CMDB
+/// at scale (`desk-bench change`).
+pub(crate) struct LoadedEstate {
+    /// The committed CI's id by estate index; `None` where the CI was not imported.
+    pub(crate) ids: Vec<Option<String>>,
+    pub(crate) cis_created: usize,
+    pub(crate) relations_created: usize,
+    /// Import and outbox drain, wall-clock seconds.
+    pub(crate) load_s: f64,
+    pub(crate) errors: u64,
+    pub(crate) error_samples: Vec<String>,
+}
+
+/// Imports `estate` into the desk at `addr` (whose CMDB answers `token`) through
+/// `StageImport`/`CommitImport` in this suite's default batches, then waits until its outbox
+/// has published every event and PostgreSQL has settled (`VACUUM`, `CHECKPOINT`).
+pub(crate) async fn load_estate(
+    estate: &estate::Estate,
+    addr: std::net::SocketAddr,
+    token: &MetadataValue<Ascii>,
+    log: &std::path::Path,
+    database_url: &str,
+) -> anyhow::Result<LoadedEstate> {
+    let started = Instant::now();
+    let args = CmdbArgs::parse_from(["cmdb"]);
+    let client = client::wait_ready(addr, token, log, Duration::from_secs(60)).await?;
+    let mut errors = Errors::default();
+    let imported = import::load(estate, &args, &client, token, (None, None), &mut errors).await;
+    probes::settle(database_url, &mut errors).await;
+    Ok(LoadedEstate {
+        cis_created: imported.cis_created,
+        relations_created: imported.relations_created,
+        ids: imported.ids,
+        load_s: started.elapsed().as_secs_f64(),
+        errors: errors.count,
+        error_samples: errors.samples,
+    })
+}
+
 /// Runs the steps above in order and prints the JSON object (with `--in-process-only`, only the
 /// desk's share, in this process).
 pub async fn run(args: CmdbArgs) -> anyhow::Result<()> {
