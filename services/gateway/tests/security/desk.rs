@@ -28,6 +28,9 @@ pub const SERVICES: &[(&str, ServiceEntry)] = &[
     ("cmdb", desk_cmdb::ENTRY),
     ("directory", desk_directory::ENTRY),
     ("change", desk_change::ENTRY),
+    ("sla", desk_sla::ENTRY),
+    ("notifications", desk_notifications::ENTRY),
+    ("catalog", desk_catalog::ENTRY),
 ];
 
 pub const KIT_TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../kit/testdata");

@@ -20,7 +20,8 @@ use crate::{
 /// Cases per method: with ~90 methods, a few seconds in all.
 const CASES_PER_METHOD: usize = 12;
 
-#[tokio::test]
+// Multi-threaded as in production: the CMDB moves large imports off the runtime (`block_in_place`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arbitrary_bytes_as_any_request_get_a_status_never_a_panic() -> anyhow::Result<()> {
     let desk = Desk::start().await?;
     let methods = public_methods()?;

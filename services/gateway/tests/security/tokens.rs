@@ -202,7 +202,8 @@ async fn both_ways(
     ])
 }
 
-#[tokio::test]
+// Multi-threaded as in production: the CMDB moves large imports off the runtime (`block_in_place`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_token_is_refused_by_every_method_through_the_gateway_and_directly()
 -> anyhow::Result<()> {
     let desk = Desk::start().await?;

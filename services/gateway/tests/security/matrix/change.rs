@@ -38,8 +38,6 @@ const NOT_MANAGERS: &[&str] = &[
 /// Readers who do not manage, who might be a change's implementer.
 const IMPLEMENTER_CANDIDATES: &[&str] = &["agent", "manager", "cab_member", "integrator"];
 
-const PENDING: &str = "rows to write (role x own/same/other); its tokens and fuzzing are checked";
-
 pub fn rows() -> Table {
     Table {
         service: "desk.change.v1.ChangeService",
@@ -269,15 +267,116 @@ pub fn rows() -> Table {
                 |cell| Box::pin(set_policy(cell)),
                 vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
             ),
-            Row::pending(
-                "SuggestSlot",
-                "rows to write: needs a CI in change's CMDB projection",
+            Row::new(
+                "CreateTemplate",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateTemplateRequest {
+                                template: Some(pb::ChangeTemplate {
+                                    name: format!("Matrix template {}", cell.unique),
+                                    summary: "a standard change".into(),
+                                    implementation_plan: "apply".into(),
+                                    backout_plan: "revert".into(),
+                                    test_plan: "look".into(),
+                                    duration_minutes: 30,
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
             ),
-            Row::pending("CreateTemplate", PENDING),
-            Row::pending("DecideChange", PENDING),
-            Row::pending("DelegateApprovals", PENDING),
-            Row::pending("CreateFreezeWindow", PENDING),
-            Row::pending("CreateMaintenanceWindow", PENDING),
+            Row::new(
+                "CreateFreezeWindow",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateFreezeWindowRequest {
+                                window: Some(pb::FreezeWindow {
+                                    name: format!("Matrix freeze {}", cell.unique),
+                                    reason: "the matrix".into(),
+                                    start_time: window().start_time,
+                                    end_time: window().end_time,
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
+            ),
+            Row::new(
+                "CreateMaintenanceWindow",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateMaintenanceWindowRequest {
+                                window: Some(pb::MaintenanceWindow {
+                                    name: format!("Matrix maintenance {}", cell.unique),
+                                    // Any CI id of the suite's region ("test") will do.
+                                    ci_ids: vec![format!(
+                                        "test-01900000-0000-7000-8000-{:0>12}",
+                                        cell.unique
+                                    )],
+                                    weekdays: vec![6],
+                                    start_local_time: "02:00".into(),
+                                    duration_minutes: 120,
+                                    time_zone: "UTC".into(),
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(MANAGERS, "A - -"), (NOT_MANAGERS, "D - -")],
+            ),
+            // The change is looked up first (readers find their tenant's); who votes is the CAB
+            // rule's member list, checked after: a draft is answered FAILED_PRECONDITION.
+            Row::new(
+                "DecideChange",
+                |cell| {
+                    Box::pin(change_request(cell, |id, _| {
+                        pb::DecideChangeRequest {
+                            id,
+                            verdict: pb::Verdict::Approve as i32,
+                            comment: "the matrix approves".into(),
+                            ..Default::default()
+                        }
+                        .encode_to_vec()
+                    }))
+                },
+                vec![(READERS, "- A N"), (NOT_READERS, "- D D")],
+            ),
+            // Only a member of a CAB rule delegates, whatever their role; the suite's tenant has
+            // no CAB rules, so no one.
+            Row::new(
+                "DelegateApprovals",
+                |_cell| {
+                    Box::pin(async {
+                        Ok(probe(
+                            pb::DelegateApprovalsRequest {
+                                delegate_id: "a-colleague".into(),
+                                until_time: window().end_time,
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(super::ROLES, "D - -")],
+            ),
+            // A slot for a CI of the owner's tenant. The suggestion is computed from the
+            // caller's tenant alone (its graph, bookings, freezes): another tenant's CI is as
+            // unknown as a made-up id, and answered alike (`F`: nothing of it in the answer).
+            Row::new(
+                "SuggestSlot",
+                |cell| Box::pin(suggest_slot(cell)),
+                vec![(READERS, "- A F"), (NOT_READERS, "- D D")],
+            ),
         ],
     }
 }
@@ -375,4 +474,50 @@ async fn set_policy(cell: Cell) -> anyhow::Result<Probe> {
         }
         .encode_to_vec(),
     ))
+}
+
+fn suggest_slot_request(ci_id: String) -> pb::SuggestSlotRequest {
+    pb::SuggestSlotRequest {
+        affected_ci_ids: vec![ci_id],
+        duration_minutes: 60,
+        not_before: window().start_time,
+        time_zone: "UTC".into(),
+        ..Default::default()
+    }
+}
+
+async fn suggest_slot(cell: Cell) -> anyhow::Result<Probe> {
+    use desk_proto::cmdb::v1 as cmdb;
+    let tenant = cell.owner().1;
+    let admin = Cell::token_of("sec-setup-admin", tenant, &["admin"]);
+    let created = call(
+        cell.gateway.clone(),
+        "/desk.cmdb.v1.CmdbService/CreateCi",
+        cmdb::CreateCiRequest {
+            name: format!("matrix-slot-{}", cell.unique),
+            class: "application".into(),
+            status: cmdb::CiStatus::InUse as i32,
+            environment: cmdb::Environment::Production as i32,
+            ..Default::default()
+        }
+        .encode_to_vec()
+        .into(),
+        Some(&admin),
+    )
+    .await?;
+    anyhow::ensure!(
+        created.code == tonic::Code::Ok,
+        "setting up with CreateCi: {:?} {}",
+        created.code,
+        created.message
+    );
+    let ci = cmdb::CreateCiResponse::decode(created.body)?
+        .ci
+        .ok_or_else(|| anyhow::anyhow!("CreateCi answered no CI"))?;
+    // Another tenant's CI id must bring nothing of that tenant into the answer.
+    let secret = (cell.relation == Relation::OtherTenant).then(|| ci.id.clone());
+    Ok(Probe {
+        request: suggest_slot_request(ci.id).encode_to_vec(),
+        secret,
+    })
 }

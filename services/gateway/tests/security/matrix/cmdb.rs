@@ -32,8 +32,6 @@ const NOT_WRITERS: &[&str] = &[
     "catalog_admin",
 ];
 
-const PENDING: &str = "rows to write (role x own/same/other); its tokens and fuzzing are checked";
-
 pub fn rows() -> Table {
     Table {
         service: "desk.cmdb.v1.CmdbService",
@@ -145,13 +143,84 @@ pub fn rows() -> Table {
                 },
                 vec![(READERS, "A - -"), (NOT_READERS, "D - -")],
             ),
-            Row::pending("CreateClass", PENDING),
-            Row::pending("StageImport", PENDING),
-            Row::pending("GetImport", PENDING),
-            Row::pending("CommitImport", PENDING),
-            Row::pending("DiscardImport", PENDING),
-            Row::pending("ListImports", PENDING),
-            Row::pending("SetSourcePrecedence", PENDING),
+            Row::new(
+                "CreateClass",
+                |cell| {
+                    Box::pin(async move {
+                        Ok(probe(
+                            pb::CreateClassRequest {
+                                class: Some(pb::CiClass {
+                                    name: format!("matrix_class_{}", cell.unique),
+                                    label: format!("Matrix class {}", cell.unique),
+                                    parent: "application".into(),
+                                    ..Default::default()
+                                }),
+                            }
+                            .encode_to_vec(),
+                        ))
+                    })
+                },
+                vec![(WRITERS, "A - -"), (NOT_WRITERS, "D - -")],
+            ),
+            Row::new(
+                "StageImport",
+                |cell| Box::pin(async move { Ok(probe(new_import(&cell).encode_to_vec())) }),
+                vec![(WRITERS, "A - -"), (NOT_WRITERS, "D - -")],
+            ),
+            Row::new(
+                "GetImport",
+                |cell| {
+                    Box::pin(import_request(cell, |id| {
+                        pb::GetImportRequest { id }.encode_to_vec()
+                    }))
+                },
+                vec![(READERS, "- A N"), (NOT_READERS, "- D D")],
+            ),
+            Row::new(
+                "CommitImport",
+                |cell| {
+                    Box::pin(import_request(cell, |id| {
+                        pb::CommitImportRequest { id }.encode_to_vec()
+                    }))
+                },
+                vec![(WRITERS, "- A N"), (NOT_WRITERS, "- D D")],
+            ),
+            Row::new(
+                "DiscardImport",
+                |cell| {
+                    Box::pin(import_request(cell, |id| {
+                        pb::DiscardImportRequest { id }.encode_to_vec()
+                    }))
+                },
+                vec![(WRITERS, "- A N"), (NOT_WRITERS, "- D D")],
+            ),
+            Row::new(
+                "ListImports",
+                |_cell| {
+                    Box::pin(async { Ok(probe(pb::ListImportsRequest::default().encode_to_vec())) })
+                },
+                vec![(READERS, "A - -"), (NOT_READERS, "D - -")],
+            ),
+            // Which source wins is the CMDB owners' to say: integrators (the sources) may not.
+            Row::new(
+                "SetSourcePrecedence",
+                |cell| Box::pin(set_precedence(cell)),
+                vec![
+                    (&["admin"], "A - -"),
+                    (
+                        &[
+                            "requester",
+                            "agent",
+                            "manager",
+                            "change_manager",
+                            "cab_member",
+                            "catalog_admin",
+                            "integrator",
+                        ],
+                        "D - -",
+                    ),
+                ],
+            ),
         ],
     }
 }
@@ -283,4 +352,51 @@ async fn list_relationships(cell: Cell) -> anyhow::Result<Probe> {
         .encode_to_vec(),
         secret,
     })
+}
+
+fn new_import(cell: &Cell) -> pb::StageImportRequest {
+    pb::StageImportRequest {
+        source: "matrix".into(),
+        items: vec![pb::ImportItem {
+            local_id: "one".into(),
+            class: "application".into(),
+            name: format!("matrix-imported-{}", cell.unique),
+            environment: pb::Environment::Production as i32,
+            status: pb::CiStatus::InUse as i32,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// An import staged in the owner's tenant by its admin.
+async fn import_request(cell: Cell, request: fn(String) -> Vec<u8>) -> anyhow::Result<Probe> {
+    let response: pb::StageImportResponse = ask(
+        &cell,
+        "StageImport",
+        &admin_of(cell.owner().1),
+        new_import(&cell),
+    )
+    .await?;
+    let batch = response
+        .batch
+        .ok_or_else(|| anyhow::anyhow!("StageImport answered no batch"))?;
+    Ok(probe(request(batch.id)))
+}
+
+async fn set_precedence(cell: Cell) -> anyhow::Result<Probe> {
+    // The tenant's precedence, written back unchanged.
+    let current: pb::GetSourcePrecedenceResponse = ask(
+        &cell,
+        "GetSourcePrecedence",
+        &admin_of(cell.owner().1),
+        pb::GetSourcePrecedenceRequest::default(),
+    )
+    .await?;
+    Ok(probe(
+        pb::SetSourcePrecedenceRequest {
+            precedence: current.precedence,
+        }
+        .encode_to_vec(),
+    ))
 }

@@ -35,7 +35,15 @@ const NOT_ADMIN: &[&str] = &[
     "integrator",
 ];
 
-const PENDING: &str = "rows to write (role x own/same/other); its tokens and fuzzing are checked";
+const PROVISIONERS: &[&str] = &["admin", "integrator"];
+const NOT_PROVISIONERS: &[&str] = &[
+    "requester",
+    "agent",
+    "manager",
+    "change_manager",
+    "cab_member",
+    "catalog_admin",
+];
 
 pub fn rows() -> Table {
     Table {
@@ -231,10 +239,38 @@ pub fn rows() -> Table {
                     ),
                 ],
             ),
-            Row::pending("StageProvisioning", PENDING),
-            Row::pending("GetProvisioning", PENDING),
-            Row::pending("CommitProvisioning", PENDING),
-            Row::pending("DiscardProvisioning", PENDING),
+            Row::new(
+                "StageProvisioning",
+                |cell| Box::pin(async move { Ok(probe(new_provisioning(&cell).encode_to_vec())) }),
+                vec![(PROVISIONERS, "A - -"), (NOT_PROVISIONERS, "D - -")],
+            ),
+            Row::new(
+                "GetProvisioning",
+                |cell| {
+                    Box::pin(provisioning_request(cell, |id| {
+                        pb::GetProvisioningRequest { id }.encode_to_vec()
+                    }))
+                },
+                vec![(PROVISIONERS, "- A N"), (NOT_PROVISIONERS, "- D D")],
+            ),
+            Row::new(
+                "CommitProvisioning",
+                |cell| {
+                    Box::pin(provisioning_request(cell, |id| {
+                        pb::CommitProvisioningRequest { id }.encode_to_vec()
+                    }))
+                },
+                vec![(PROVISIONERS, "- A N"), (NOT_PROVISIONERS, "- D D")],
+            ),
+            Row::new(
+                "DiscardProvisioning",
+                |cell| {
+                    Box::pin(provisioning_request(cell, |id| {
+                        pb::DiscardProvisioningRequest { id }.encode_to_vec()
+                    }))
+                },
+                vec![(PROVISIONERS, "- A N"), (NOT_PROVISIONERS, "- D D")],
+            ),
         ],
     }
 }
@@ -549,4 +585,34 @@ async fn set_skill_catalog(cell: Cell) -> anyhow::Result<Probe> {
         }
         .encode_to_vec(),
     ))
+}
+
+fn new_provisioning(cell: &Cell) -> pb::StageProvisioningRequest {
+    let subject = format!("provisioned-{}", cell.unique);
+    pb::StageProvisioningRequest {
+        source: "matrix".into(),
+        people: vec![pb::ProvisionedPerson {
+            external_id: format!("ext-{subject}"),
+            display_name: format!("Person {subject}"),
+            email: format!("{subject}@example.com"),
+            subject,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A provisioning batch staged in the owner's tenant by its admin.
+async fn provisioning_request(cell: Cell, request: fn(String) -> Vec<u8>) -> anyhow::Result<Probe> {
+    let response: pb::StageProvisioningResponse = ask(
+        &cell,
+        "StageProvisioning",
+        &owner_admin(&cell),
+        new_provisioning(&cell),
+    )
+    .await?;
+    let batch = response
+        .batch
+        .ok_or_else(|| anyhow::anyhow!("StageProvisioning answered no batch"))?;
+    Ok(probe(request(batch.id)))
 }
