@@ -174,15 +174,35 @@ pub async fn call(
         );
     }
     let path = http::uri::PathAndQuery::from_str(path)?;
-    Ok(match grpc.unary(request, path, RawCodec).await {
-        Ok(response) => Answer {
-            code: Code::Ok,
-            message: String::new(),
-            body: response.into_inner(),
+    // Called as a server stream, so one client serves unary and streaming methods alike: a
+    // unary answer is a stream of one message, and a streaming method that admitted the call
+    // has answered its headers even while it has nothing to send yet (the notifications feed),
+    // where a unary read would wait out the deadline.
+    let mut stream = match grpc.server_streaming(request, path, RawCodec).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return Ok(answer_of(&status)),
+    };
+    Ok(
+        match tokio::time::timeout(STREAM_FIRST_MESSAGE, stream.message()).await {
+            Ok(Ok(message)) => Answer {
+                code: Code::Ok,
+                message: String::new(),
+                body: message.unwrap_or_default(),
+            },
+            Ok(Err(status)) => answer_of(&status),
+            // Admitted, and nothing to say yet: an open stream.
+            Err(_) => Answer {
+                code: Code::Ok,
+                message: String::new(),
+                body: Bytes::new(),
+            },
         },
-        Err(status) => answer_of(&status),
-    })
+    )
 }
+
+/// How long an admitted call may take to send its first message before it counts as an open
+/// stream with nothing to send yet (a unary answer comes with its headers).
+const STREAM_FIRST_MESSAGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn answer_of(status: &Status) -> Answer {
     Answer {
